@@ -24,8 +24,9 @@ use crate::{DecodeError, PAGE_SIZE_BYTES};
 /// Bytes of one slot directory entry.
 pub const SLOT_BYTES: usize = 4;
 
-/// Largest record stored inline in a document page; larger documents go to
-/// an overflow chain and leave a stub in the slot.
+/// Largest slot record stored inline in a document page (kind byte
+/// included); a document of `INLINE_RECORD_MAX_BYTES` bytes or more goes to
+/// an overflow chain and leaves a stub in the slot.
 pub const INLINE_RECORD_MAX_BYTES: usize = 2000;
 
 /// Payload bytes of one overflow page.
@@ -179,6 +180,11 @@ pub fn check_document_page(page: &PageBytes) -> Result<Vec<(u16, &[u8])>, Decode
     if header.kind != PageKind::Document as u8 {
         return Err(DecodeError::new("document page", "kind", 4, format!("expected kind {}, found {}", PageKind::Document as u8, header.kind)));
     }
+    // The page may not have passed `page::verify`: bound the hole before
+    // reading the slot directory.
+    if header.lower() < HEADER_BYTES || header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
+        return Err(DecodeError::new("document page", "lower/upper", 6, format!("bad hole bounds lower={} upper={}", header.lower(), header.upper())));
+    }
     let count = usize::from(header.item_count.get());
     let directory_end = HEADER_BYTES + SLOT_BYTES * count;
     if header.lower() != directory_end {
@@ -249,7 +255,7 @@ pub fn encode_overflow_stub(length: u32, first_page: u64) -> Vec<u8> {
 pub fn decode_slot_record(bytes: &[u8]) -> Result<SlotRecord<'_>, DecodeError> {
     match bytes.first() {
         Some(&RECORD_INLINE) => {
-            if bytes.len() < 2 || bytes.len() > INLINE_RECORD_MAX_BYTES + 1 {
+            if bytes.len() < 2 || bytes.len() > INLINE_RECORD_MAX_BYTES {
                 return Err(DecodeError::new("slot record", "length", 0, format!("inline record of {} bytes", bytes.len())));
             }
             Ok(SlotRecord::Inline(&bytes[1..]))
@@ -262,8 +268,8 @@ pub fn decode_slot_record(bytes: &[u8]) -> Result<SlotRecord<'_>, DecodeError> {
             let mut page = [0u8; 8];
             page.copy_from_slice(&bytes[5..13]);
             let first_page = u64::from_le_bytes(page);
-            if (length as usize) <= INLINE_RECORD_MAX_BYTES || length as usize > crate::DOC_SIZE_MAX_BYTES {
-                return Err(DecodeError::new("slot record", "overflow length", 1, format!("overflow length {length} outside ({INLINE_RECORD_MAX_BYTES}, {}]", crate::DOC_SIZE_MAX_BYTES)));
+            if (length as usize) < INLINE_RECORD_MAX_BYTES || length as usize > crate::DOC_SIZE_MAX_BYTES {
+                return Err(DecodeError::new("slot record", "overflow length", 1, format!("overflow length {length} outside [{INLINE_RECORD_MAX_BYTES}, {}]", crate::DOC_SIZE_MAX_BYTES)));
             }
             Ok(SlotRecord::Overflow { length, first_page })
         }
@@ -296,7 +302,7 @@ pub fn check_overflow_page(page: &PageBytes) -> Result<&[u8], DecodeError> {
     if header.kind != PageKind::Overflow as u8 {
         return Err(DecodeError::new("overflow page", "kind", 4, format!("expected kind {}, found {}", PageKind::Overflow as u8, header.kind)));
     }
-    if header.upper() != PAGE_SIZE_BYTES || header.lower() <= HEADER_BYTES || header.item_count.get() != 0 || header.level.get() != 0 || !header.prev().is_none() {
+    if header.upper() != PAGE_SIZE_BYTES || header.lower() <= HEADER_BYTES || header.lower() > header.upper() || header.item_count.get() != 0 || header.level.get() != 0 || !header.prev().is_none() {
         return Err(DecodeError::new("overflow page", "header", 6, "overflow page header fields out of range"));
     }
     Ok(&page[HEADER_BYTES..header.lower()])

@@ -1,0 +1,109 @@
+//! Loading the config file and naming every path of the data directory.
+//!
+//! The config is read and validated before any file of the database is
+//! opened; a relative `data_dir` is resolved against the config file's folder.
+
+use std::path::{Path, PathBuf};
+
+use aerodb_format::config::{Config, ConfigErrorKind};
+
+use crate::error::{AeroError, ErrorCode, Result};
+
+/// A validated config and where it came from.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub values: Config,
+    pub config_path: PathBuf,
+    pub paths: Paths,
+}
+
+/// Every path inside a data directory (FORMAT.md, "Files").
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub manifest: PathBuf,
+    pub lock: PathBuf,
+    pub wal_dir: PathBuf,
+    pub wal: PathBuf,
+    pub data: PathBuf,
+    pub indexes: PathBuf,
+    pub index_directory: PathBuf,
+    pub metadata: PathBuf,
+    pub schemas: PathBuf,
+    pub frozen_config: PathBuf,
+    pub schema_hashes: PathBuf,
+    pub state: PathBuf,
+    pub clean_shutdown: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: PathBuf) -> Paths {
+        let metadata = root.join("metadata");
+        Paths {
+            manifest: root.join("MANIFEST"),
+            lock: root.join("LOCK"),
+            wal_dir: root.join("wal"),
+            wal: root.join("wal").join("wal.log"),
+            data: root.join("data"),
+            indexes: root.join("indexes"),
+            index_directory: root.join("indexes").join("directory.json"),
+            schemas: metadata.join("schemas"),
+            frozen_config: metadata.join("config.json"),
+            schema_hashes: metadata.join("schema_hashes.json"),
+            state: metadata.join("state.json"),
+            clean_shutdown: root.join("clean_shutdown"),
+            metadata,
+            root,
+        }
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<EngineConfig> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        AeroError::new(ErrorCode::ConfigInvalid, format!("cannot read config file {}: {error}", path.display())).detail("file", path.display().to_string())
+    })?;
+    let values = Config::parse(&bytes).map_err(|error| {
+        let code = match error.kind {
+            ConfigErrorKind::Invalid => ErrorCode::ConfigInvalid,
+            ConfigErrorKind::Unsafe => ErrorCode::ConfigUnsafe,
+        };
+        let mut out = AeroError::new(code, format!("{}: {}", path.display(), error.message)).detail("file", path.display().to_string());
+        if !error.field.is_empty() {
+            out = out.detail("field", error.field);
+        }
+        out
+    })?;
+    let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let data_dir = Path::new(&values.data_dir);
+    let root = if data_dir.is_absolute() { data_dir.to_path_buf() } else { folder.join(data_dir) };
+    Ok(EngineConfig { values, config_path: path.to_path_buf(), paths: Paths::new(root) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_data_dir_resolves_against_config_folder() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("aerodb.json");
+        std::fs::write(&path, r#"{"data_dir": "./data"}"#).unwrap();
+        let config = load(&path).unwrap();
+        assert_eq!(config.paths.root, folder.path().join("./data"));
+    }
+
+    #[test]
+    fn errors_carry_codes() {
+        let folder = tempfile::tempdir().unwrap();
+        let missing = load(&folder.path().join("none.json")).unwrap_err();
+        assert_eq!(missing.code, ErrorCode::ConfigInvalid);
+        let path = folder.path().join("c.json");
+        std::fs::write(&path, r#"{"data_dir": "d", "wal_sync_mode": "async"}"#).unwrap();
+        assert_eq!(load(&path).unwrap_err().code, ErrorCode::ConfigUnsafe);
+        std::fs::write(&path, r#"{"data_dir": "d", "max_memory_bytes": 0}"#).unwrap();
+        let error = load(&path).unwrap_err();
+        assert_eq!(error.code, ErrorCode::ConfigInvalid);
+        assert_eq!(error.details["field"], "max_memory_bytes");
+    }
+}

@@ -1,0 +1,537 @@
+//! The `Database` facade: init, open (the boot sequence), execute one
+//! request, and graceful shutdown. It is the library API for embedding and
+//! what the `aerodb` binary drives.
+//!
+//! Writes run under `&mut self`, which is the one global execution lock:
+//! validate → plan the page images → append one WAL record → fdatasync →
+//! apply the images to the segments → update the B-trees → respond.
+//! After a fatal error the database refuses every further request.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use aerodb_format::document::encode_record;
+use aerodb_format::key::{self, KeyValue};
+use aerodb_format::manifest::Manifest;
+use aerodb_format::schema::{FieldType, Schema};
+use aerodb_format::wal::{encode_record as encode_wal_record, RecordHeader, WalHeader, WalOp};
+use aerodb_format::{config::Config, SeqNo, DOC_SIZE_MAX_BYTES};
+use serde_json::{json, Map, Value};
+
+use crate::btree::{Indexes, TreeId};
+use crate::catalog::Catalog;
+use crate::config::{self, EngineConfig, Paths};
+use crate::crash;
+use crate::error::{io_error, AeroError, ErrorCode, Result};
+use crate::heap::{Heap, PagePlan};
+use crate::io::{self as fileio, OsFile, WalFile};
+use crate::lifecycle::{Lifecycle, State};
+use crate::log;
+use crate::pager::Pager;
+use crate::query::{self, Plan};
+use crate::recovery::{self, index_keys, RecoveryReport};
+use crate::wal::Wal;
+
+/// How `op: "query"` requests are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Run queries.
+    Query,
+    /// Answer queries with their plans (`aerodb explain`).
+    Explain,
+}
+
+/// Test hooks for opening a database.
+#[derive(Default)]
+pub struct OpenOptions {
+    /// A WAL file to use instead of `wal/wal.log` (the in-memory file of
+    /// the fault tests). It must hold the same bytes the real file would.
+    pub wal_file: Option<Box<dyn WalFile>>,
+}
+
+/// An open database, serving requests.
+pub struct Database {
+    config: EngineConfig,
+    lifecycle: Lifecycle,
+    catalog: Catalog,
+    wal: Wal,
+    heap: Heap,
+    indexes: Indexes,
+    _lock: File,
+    documents: u64,
+    document_bytes_max: BTreeMap<(String, String), u64>,
+    report: RecoveryReport,
+    fatal: Option<AeroError>,
+}
+
+/// Creates a new database at the config's `data_dir` (which must not exist).
+pub fn init(config_path: &Path) -> Result<()> {
+    let config = config::load(config_path)?;
+    let root = &config.paths.root;
+    if std::fs::symlink_metadata(root).is_ok() {
+        return Err(AeroError::new(ErrorCode::StorageExists, format!("{} already exists; init never touches an existing directory", root.display())).detail("data_dir", root.display().to_string()));
+    }
+    // Build the tree beside its final place, then rename it in one step.
+    let name = root.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+    let parent = root.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let staging = parent.join(format!(".{name}.init"));
+    let _ = std::fs::remove_dir_all(&staging);
+    let io = |path: &Path, error: std::io::Error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error);
+    let paths = Paths::new(staging.clone());
+    for folder in [&paths.root, &paths.wal_dir, &paths.data, &paths.indexes, &paths.metadata, &paths.schemas] {
+        fileio::create_private_dir(folder).map_err(|error| io(folder, error))?;
+    }
+    let database_id = random_database_id().map_err(|error| io(Path::new("/dev/urandom"), error))?;
+    let files: [(&Path, Vec<u8>); 5] = [
+        (&paths.manifest, Manifest::new(database_id).encode().to_vec()),
+        (&paths.lock, Vec::new()),
+        (&paths.wal, WalHeader::new(database_id).encode().to_vec()),
+        (&paths.frozen_config, config.values.to_frozen_json().into_bytes()),
+        (&paths.schema_hashes, b"{}\n".to_vec()),
+    ];
+    for (path, bytes) in files {
+        write_new_file(path, &bytes).map_err(|error| io(path, error))?;
+    }
+    for folder in [&paths.wal_dir, &paths.data, &paths.indexes, &paths.schemas, &paths.metadata, &paths.root] {
+        fileio::sync_dir(folder).map_err(|error| io(folder, error))?;
+    }
+    std::fs::rename(&staging, root).map_err(|error| io(root, error))?;
+    fileio::sync_dir(parent).map_err(|error| io(parent, error))?;
+    log::info("lifecycle", "initialized", &[("data_dir", root.display().to_string().into())]);
+    Ok(())
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = fileio::create_new_private(path)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_all()
+}
+
+fn random_database_id() -> std::io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut id = [0u8; 16];
+    File::open("/dev/urandom")?.read_exact(&mut id)?;
+    Ok(id)
+}
+
+fn metadata_corruption(path: &Path, reason: impl std::fmt::Display) -> AeroError {
+    AeroError::new(ErrorCode::MetadataCorruption, format!("{}: {reason}", path.display())).detail("file", path.display().to_string())
+}
+
+/// `metadata/state.json`, written by a clean shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ShutdownState {
+    last_seq: u64,
+    wal_bytes: u64,
+    documents: u64,
+    document_pages: u64,
+}
+
+impl ShutdownState {
+    fn to_json(self) -> String {
+        let mut text = serde_json::to_string_pretty(&json!({
+            "last_seq": self.last_seq, "wal_bytes": self.wal_bytes, "documents": self.documents, "document_pages": self.document_pages,
+        }))
+        .unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    fn read(path: &Path) -> Result<ShutdownState> {
+        let bytes = std::fs::read(path).map_err(|error| metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}")))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|error| metadata_corruption(path, format!("not valid JSON: {error}")))?;
+        let field = |name: &str| value.get(name).and_then(Value::as_u64).ok_or_else(|| metadata_corruption(path, format!("'{name}' is missing or not a non-negative integer")));
+        let state = ShutdownState { last_seq: field("last_seq")?, wal_bytes: field("wal_bytes")?, documents: field("documents")?, document_pages: field("document_pages")? };
+        if value.as_object().map(Map::len) != Some(4) {
+            return Err(metadata_corruption(path, "unexpected fields"));
+        }
+        Ok(state)
+    }
+}
+
+impl Database {
+    /// Boots the database (docs/BOOT.md): config, lock, MANIFEST, schemas,
+    /// WAL replay, verification, index rebuild.
+    pub fn open(config_path: &Path) -> Result<Database> {
+        Database::open_with(config_path, OpenOptions::default())
+    }
+
+    pub fn open_with(config_path: &Path, options: OpenOptions) -> Result<Database> {
+        let mut lifecycle = Lifecycle::new();
+        lifecycle.enter(State::Initializing);
+        let config = config::load(config_path)?;
+        let paths = config.paths.clone();
+        if !paths.root.is_dir() || !paths.manifest.exists() {
+            return Err(AeroError::new(ErrorCode::StorageUninitialized, format!("no database at {} (run `aerodb init` first)", paths.root.display())).detail("data_dir", paths.root.display().to_string()));
+        }
+        let lock = take_lock(&paths)?;
+        check_frozen_config(&paths, &config.values)?;
+        let manifest_bytes = std::fs::read(&paths.manifest).map_err(|error| metadata_corruption(&paths.manifest, error))?;
+        let manifest = Manifest::decode(&manifest_bytes).map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
+        let catalog = Catalog::load(&paths)?;
+        let clean_state = if paths.clean_shutdown.exists() { Some(ShutdownState::read(&paths.state)?) } else { None };
+
+        lifecycle.enter(State::Recovering);
+        let mut report = RecoveryReport { clean_shutdown: clean_state.is_some(), ..RecoveryReport::default() };
+        let wal_file: Box<dyn WalFile> = match options.wal_file {
+            Some(file) => file,
+            None => Box::new(OsFile::open(&paths.wal).map_err(|error| io_error(ErrorCode::WalCorruption, "cannot open WAL", &paths.wal, &error))?),
+        };
+        let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
+        let mut heap = Heap::new(Pager::open(&paths.data, ErrorCode::DataCorruption)?, 0);
+        recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), &mut report)?;
+        check_wal_identity(&wal, &paths, &manifest)?;
+
+        lifecycle.enter(State::Verifying);
+        let mut verified = recovery::verify(&mut heap, &catalog, wal.last_seq(), &mut report)?;
+        if let Some(state) = clean_state {
+            if state.documents != verified.documents {
+                return Err(metadata_corruption(&paths.state, format!("the last clean shutdown recorded {} documents, the pages hold {}", state.documents, verified.documents)));
+            }
+        }
+        let mut indexes = open_empty_indexes(&paths)?;
+        indexes.set_lsn(wal.last_seq());
+        recovery::rebuild(&mut indexes, &mut verified, &mut report)?;
+        write_index_directory(&paths, &indexes)?;
+        if clean_state.is_some() {
+            std::fs::remove_file(&paths.clean_shutdown).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.clean_shutdown, &error))?;
+            fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
+        }
+        log::info("recovery", "report", &report_fields(&report));
+        let database = Database {
+            documents: verified.documents,
+            document_bytes_max: std::mem::take(&mut verified.document_bytes_max),
+            config,
+            lifecycle,
+            catalog,
+            wal,
+            heap,
+            indexes,
+            _lock: lock,
+            report,
+            fatal: None,
+        };
+        database.warn_if_wal_large();
+        let mut database = database;
+        database.lifecycle.enter(State::Serving);
+        Ok(database)
+    }
+
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    pub fn state(&self) -> State {
+        self.lifecycle.state()
+    }
+
+    pub fn documents(&self) -> u64 {
+        self.documents
+    }
+
+    pub fn last_seq(&self) -> SeqNo {
+        self.wal.last_seq()
+    }
+
+    /// The fatal error that stopped this database, if any.
+    pub fn fatal_error(&self) -> Option<&AeroError> {
+        self.fatal.as_ref()
+    }
+
+    /// Runs one request and returns its response object.
+    pub fn respond(&mut self, request: &Value, mode: Mode) -> Value {
+        match self.execute(request, mode) {
+            Ok(data) => json!({"status": "ok", "data": data}),
+            Err(error) => error.to_json(),
+        }
+    }
+
+    /// Runs one request; `Ok` holds the response's `data`.
+    pub fn execute(&mut self, request: &Value, mode: Mode) -> Result<Value> {
+        if let Some(fatal) = &self.fatal {
+            return Err(fatal.clone());
+        }
+        let result = self.dispatch(request, mode);
+        if let Err(error) = &result {
+            if error.is_fatal() {
+                log::log("error", "engine", "fatal", &[("code", error.code.as_str().into()), ("message", error.message.clone().into())]);
+                self.fatal = Some(error.clone());
+            }
+        }
+        result
+    }
+
+    fn dispatch(&mut self, request: &Value, mode: Mode) -> Result<Value> {
+        let Value::Object(request) = request else {
+            return Err(AeroError::new(ErrorCode::QueryInvalid, "a request must be a JSON object"));
+        };
+        let op = match request.get("op") {
+            Some(Value::String(op)) => op.as_str(),
+            Some(_) => return Err(AeroError::new(ErrorCode::QueryInvalid, "op must be a string")),
+            None => return Err(AeroError::new(ErrorCode::QueryInvalid, "op is required (insert, update, delete, query, explain)")),
+        };
+        let allowed: &[&str] = match op {
+            "insert" | "update" => &["op", "schema_id", "schema_version", "document"],
+            "delete" => &["op", "schema_id", "schema_version", "_id"],
+            "query" | "explain" => &["op", "schema_id", "schema_version", "filter", "limit", "sort"],
+            _ => {
+                let shown: String = op.chars().take(64).collect();
+                return Err(AeroError::new(ErrorCode::QueryInvalid, format!("unknown op '{shown}'")).detail("op", shown));
+            }
+        };
+        if let Some(field) = request.keys().find(|key| !allowed.contains(&key.as_str())) {
+            let shown: String = field.chars().take(64).collect();
+            return Err(AeroError::new(ErrorCode::QueryInvalid, format!("field '{shown}' is not allowed in a {op} request")).detail("field", shown));
+        }
+        let schema = self.catalog.resolve(request.get("schema_id"), request.get("schema_version"))?.clone();
+        match op {
+            "insert" | "update" => {
+                let Some(document) = request.get("document") else {
+                    return Err(AeroError::new(ErrorCode::QueryInvalid, format!("a {op} request needs a document")));
+                };
+                if op == "insert" {
+                    self.insert(&schema, document)?;
+                } else {
+                    self.update(&schema, document)?;
+                }
+                Ok(json!([]))
+            }
+            "delete" => {
+                let Some(id) = request.get("_id") else {
+                    return Err(AeroError::new(ErrorCode::QueryInvalid, "a delete request needs an _id"));
+                };
+                self.delete(&schema, id)?;
+                Ok(json!([]))
+            }
+            _ => {
+                let plan = self.plan(&schema, request)?;
+                if op == "explain" || mode == Mode::Explain {
+                    Ok(plan.explain())
+                } else {
+                    Ok(Value::Array(plan.execute(&schema, &self.indexes, &self.heap)?))
+                }
+            }
+        }
+    }
+
+    fn plan(&self, schema: &Schema, request: &Map<String, Value>) -> Result<Plan> {
+        let parsed = query::parse_query(schema, request)?;
+        let document_bytes_max = self.document_bytes_max.get(&(schema.schema_id.clone(), schema.schema_version.clone())).copied().unwrap_or(0);
+        query::plan(schema, parsed, &self.indexes, document_bytes_max, self.config.values.max_memory_bytes)
+    }
+
+    /// Validates and encodes a document; returns `(stored body, record bytes, _id)`.
+    fn prepare_document(schema: &Schema, document: &Value) -> Result<(Map<String, Value>, Vec<u8>, Value)> {
+        let body = schema.validate(document).map_err(|error| {
+            AeroError::new(ErrorCode::SchemaValidationFailed, format!("document does not match schema {} version {}: field '{}' expected {}, found {}", schema.schema_id, schema.schema_version, error.path, error.expected, error.got))
+                .detail("path", error.path)
+                .detail("expected", error.expected)
+                .detail("got", error.got)
+        })?;
+        let record = encode_record(&schema.schema_id, &schema.schema_version, &body).map_err(|error| AeroError::new(ErrorCode::SchemaValidationFailed, format!("document cannot be stored: {}", error.0)))?;
+        if record.len() > DOC_SIZE_MAX_BYTES {
+            return Err(AeroError::new(ErrorCode::SchemaValidationFailed, format!("document encodes to {} bytes, over the cap of {DOC_SIZE_MAX_BYTES}", record.len()))
+                .detail("size", record.len() as u64)
+                .detail("size_max", DOC_SIZE_MAX_BYTES as u64));
+        }
+        let id = body.get("_id").cloned().unwrap_or(Value::Null);
+        Ok((body, record, id))
+    }
+
+    /// Finds a document of the collection by `_id`, in any version.
+    fn find(&self, schema_id: &str, id_key: &[u8]) -> Result<Option<(std::sync::Arc<Schema>, aerodb_format::btree::Locator)>> {
+        for version in self.catalog.versions(schema_id) {
+            if let Some(locator) = self.indexes.get(&TreeId::new(schema_id, &version.schema_version, "_id"), id_key)? {
+                return Ok(Some((version.clone(), locator)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn id_key(schema: &Schema, id: &Value) -> Result<Vec<u8>> {
+        let id_type = schema.field("_id").map(|field| field.field_type.clone());
+        let key_value = match (id_type, id) {
+            (Some(FieldType::String), Value::String(text)) => KeyValue::String(text.clone()),
+            (Some(FieldType::Int), Value::Number(number)) if number.is_i64() => KeyValue::Int(number.as_i64().unwrap_or_default()),
+            (id_type, _) => {
+                let expected = id_type.map(|field_type| field_type.name()).unwrap_or("?");
+                return Err(AeroError::new(ErrorCode::QueryInvalid, format!("_id must be of type {expected} for schema {}", schema.schema_id)).detail("field", "_id"));
+            }
+        };
+        Ok(key::encode_to_vec(&key_value))
+    }
+
+    fn insert(&mut self, schema: &Schema, document: &Value) -> Result<()> {
+        let (body, record, id) = Self::prepare_document(schema, document)?;
+        let id_key = Self::id_key(schema, &id)?;
+        if self.find(&schema.schema_id, &id_key)?.is_some() {
+            return Err(AeroError::new(ErrorCode::WriteDuplicateId, format!("a document with _id {id} already exists in {}", schema.schema_id)).detail("_id", id));
+        }
+        let mut plan = self.heap.new_plan();
+        let locator = self.heap.plan_insert(&mut plan, &record)?;
+        let keys = index_keys(schema, &body)?;
+        self.commit(plan, WalOp::Insert, schema, &id, |indexes| {
+            insert_keys(indexes, schema, &keys, locator)
+        })?;
+        self.documents += 1;
+        self.note_document_size(schema, record.len());
+        Ok(())
+    }
+
+    fn update(&mut self, schema: &Schema, document: &Value) -> Result<()> {
+        let (body, record, id) = Self::prepare_document(schema, document)?;
+        let id_key = Self::id_key(schema, &id)?;
+        let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
+            return Err(AeroError::new(ErrorCode::WriteNotFound, format!("no document with _id {id} in {}", schema.schema_id)).detail("_id", id));
+        };
+        let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
+        let old_keys = index_keys(&old_schema, &old_body)?;
+        let new_keys = index_keys(schema, &body)?;
+        let mut plan = self.heap.new_plan();
+        let locator = self.heap.plan_update(&mut plan, old_locator, &record)?;
+        self.commit(plan, WalOp::Update, schema, &id, |indexes| {
+            remove_keys(indexes, &old_schema, &old_keys)?;
+            insert_keys(indexes, schema, &new_keys, locator)
+        })?;
+        self.note_document_size(schema, record.len());
+        Ok(())
+    }
+
+    fn delete(&mut self, schema: &Schema, id: &Value) -> Result<()> {
+        let id_key = Self::id_key(schema, id)?;
+        let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
+            return Ok(());
+        };
+        let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
+        let old_keys = index_keys(&old_schema, &old_body)?;
+        let mut plan = self.heap.new_plan();
+        self.heap.plan_delete(&mut plan, old_locator)?;
+        self.commit(plan, WalOp::Delete, schema, id, |indexes| remove_keys(indexes, &old_schema, &old_keys))?;
+        self.documents -= 1;
+        Ok(())
+    }
+
+    /// Logs, makes durable, applies and indexes one planned write.
+    fn commit(&mut self, mut plan: PagePlan, op: WalOp, schema: &Schema, id: &Value, update_indexes: impl FnOnce(&mut Indexes) -> Result<()>) -> Result<()> {
+        self.heap.prepare(&plan)?;
+        let seq = SeqNo(self.wal.last_seq().0 + 1);
+        let pages = plan.seal(seq);
+        let header = RecordHeader { seq, op, schema_id: &schema.schema_id, schema_version: &schema.schema_version, id };
+        let record = encode_wal_record(&header, &pages);
+        self.wal.append_durable(&record, seq)?;
+        // The record is durable: from here on a failure leaves memory and
+        // segments behind the log, so it is fatal (a restart replays it).
+        let fatal = |error: AeroError| if error.is_fatal() { error } else { error.with_severity(crate::error::Severity::Fatal) };
+        self.heap.commit(plan).map_err(fatal)?;
+        crash::reach("storage_after_apply");
+        self.indexes.set_lsn(seq);
+        update_indexes(&mut self.indexes).map_err(fatal)?;
+        self.warn_if_wal_large();
+        Ok(())
+    }
+
+    fn note_document_size(&mut self, schema: &Schema, bytes: usize) {
+        let largest = self.document_bytes_max.entry((schema.schema_id.clone(), schema.schema_version.clone())).or_default();
+        *largest = (*largest).max(bytes as u64);
+    }
+
+    fn warn_if_wal_large(&self) {
+        let limit = self.config.values.max_wal_size_bytes;
+        if self.wal.length_bytes() > limit {
+            log::warn("wal", "wal_over_limit", &[("wal_bytes", self.wal.length_bytes().into()), ("max_wal_size_bytes", limit.into())]);
+        }
+    }
+
+    /// Graceful shutdown: flush segments, write `state.json` and the
+    /// `clean_shutdown` marker (both fsync'ed), release the lock.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.lifecycle.enter(State::ShuttingDown);
+        if let Some(fatal) = self.fatal.take() {
+            // Never mark a database clean after a fatal error.
+            return Err(fatal);
+        }
+        let paths = self.config.paths.clone();
+        self.heap.pager.flush()?;
+        self.indexes.flush()?;
+        write_index_directory(&paths, &self.indexes)?;
+        let state = ShutdownState { last_seq: self.wal.last_seq().0, wal_bytes: self.wal.length_bytes(), documents: self.documents, document_pages: self.heap.page_count() };
+        fileio::write_atomic(&paths.state, state.to_json().as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))?;
+        crash::reach("shutdown_before_marker");
+        write_new_file(&paths.clean_shutdown, b"").map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.clean_shutdown, &error))?;
+        fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
+        self.lifecycle.enter(State::Terminated);
+        Ok(())
+    }
+}
+
+fn insert_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)], locator: aerodb_format::btree::Locator) -> Result<()> {
+    for (position, (field, key_bytes)) in keys.iter().enumerate() {
+        indexes.insert(&TreeId::new(&schema.schema_id, &schema.schema_version, field), key_bytes, locator)?;
+        if position == 0 {
+            crash::reach("index_mid_update");
+        }
+    }
+    Ok(())
+}
+
+fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)]) -> Result<()> {
+    for (field, key_bytes) in keys {
+        indexes.remove(&TreeId::new(&schema.schema_id, &schema.schema_version, field), key_bytes)?;
+    }
+    Ok(())
+}
+
+fn take_lock(paths: &Paths) -> Result<File> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&paths.lock).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display())).detail("data_dir", paths.root.display().to_string())),
+        Err(std::fs::TryLockError::Error(error)) => Err(io_error(ErrorCode::StorageIoError, "cannot lock", &paths.lock, &error)),
+    }
+}
+
+fn check_frozen_config(paths: &Paths, values: &Config) -> Result<()> {
+    let bytes = std::fs::read(&paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
+    let frozen = Config::parse(&bytes).map_err(|error| metadata_corruption(&paths.frozen_config, error.message))?;
+    if let Some((field, old, new)) = values.first_difference(&frozen) {
+        return Err(AeroError::new(ErrorCode::ConfigImmutable, format!("config field {field} changed from {old} to {new}; config values are frozen at init")).detail("field", field).detail("old", old).detail("new", new));
+    }
+    Ok(())
+}
+
+fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<()> {
+    let mut header = [0u8; aerodb_format::wal::WAL_HEADER_BYTES];
+    wal.read_at(0, &mut header)?;
+    let decoded = WalHeader::decode(&header).map_err(|error| AeroError::new(ErrorCode::WalCorruption, format!("{}: {error}", paths.wal.display())))?;
+    if decoded.database_id != manifest.database_id {
+        return Err(AeroError::new(ErrorCode::WalCorruption, format!("{} belongs to another database (its database id differs from MANIFEST's)", paths.wal.display())).detail("file", paths.wal.display().to_string()).detail("offset", 16));
+    }
+    Ok(())
+}
+
+fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
+    let entries = std::fs::read_dir(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
+    for entry in entries {
+        let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
+        std::fs::remove_file(entry.path()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &entry.path(), &error))?;
+    }
+    Ok(Indexes::new(Pager::open(&paths.indexes, ErrorCode::IndexCorruption)?))
+}
+
+fn write_index_directory(paths: &Paths, indexes: &Indexes) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(&indexes.directory_json()).unwrap_or_default();
+    text.push('\n');
+    fileio::write_atomic(&paths.index_directory, text.as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.index_directory, &error))
+}
+
+fn report_fields(report: &RecoveryReport) -> Vec<(&'static str, Value)> {
+    match report.to_json() {
+        Value::Object(object) => {
+            let names = ["clean_shutdown", "records_replayed", "last_seq", "pages_replayed", "pages_rewritten", "torn_bytes_discarded", "documents", "index_entries", "replay_ms", "verify_ms", "rebuild_ms"];
+            names.iter().filter_map(|name| object.get(*name).map(|value| (*name, value.clone()))).collect()
+        }
+        _ => Vec::new(),
+    }
+}

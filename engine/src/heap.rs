@@ -1,0 +1,279 @@
+//! The document heap: documents in slotted pages of the document page
+//! space, large ones in overflow chains.
+//!
+//! A write never touches a segment directly. It is first *planned*: the
+//! heap copies every page the write changes into a [`PagePlan`] and edits
+//! the copies. The caller seals the copies, logs them in one WAL record,
+//! and only once that record is durable calls [`Heap::commit`], which
+//! copies the images into the mapped segments and updates the in-memory
+//! free-space maps. The free-space maps are derived: rebuilt at boot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aerodb_format::btree::Locator;
+use aerodb_format::page::{self, new_page, PageBytes, PageHeader, PageKind};
+use aerodb_format::slotted::{self, SlotRecord, INLINE_RECORD_MAX_BYTES, OVERFLOW_DATA_BYTES};
+use aerodb_format::{PageNo, SeqNo, DOC_SIZE_MAX_BYTES};
+
+use crate::crash;
+use crate::error::{corruption, AeroError, ErrorCode, Result};
+use crate::pager::Pager;
+
+/// Document pages with less free space than this are not offered for inserts.
+const FREE_TRACK_MIN_BYTES: u16 = 24;
+/// Longest overflow chain a valid document can have.
+pub const OVERFLOW_CHAIN_MAX_PAGES: usize = DOC_SIZE_MAX_BYTES.div_ceil(OVERFLOW_DATA_BYTES) + 1;
+
+/// The pages one write changes, as edited copies.
+#[derive(Default)]
+pub struct PagePlan {
+    pub pages: BTreeMap<PageNo, Box<PageBytes>>,
+    /// Page count (high-water mark) after this write.
+    pub page_count: u64,
+    taken_free_pages: BTreeSet<PageNo>,
+}
+
+impl PagePlan {
+    /// Seals every page with `lsn` and returns them in page order.
+    pub fn seal(&mut self, lsn: SeqNo) -> Vec<&PageBytes> {
+        for page in self.pages.values_mut() {
+            page::seal(page, lsn);
+        }
+        self.pages.values().map(|page| &**page).collect()
+    }
+}
+
+pub struct Heap {
+    pub pager: Pager,
+    /// Pages `[0, page_count)` may hold data; later pages are unwritten.
+    page_count: u64,
+    /// `(free bytes, page)` of document pages with room.
+    free_by_size: BTreeSet<(u16, PageNo)>,
+    free_of_page: BTreeMap<PageNo, u16>,
+    /// Free pages (kind Free) ready for reuse.
+    free_pages: BTreeSet<PageNo>,
+}
+
+impl Heap {
+    pub fn new(pager: Pager, page_count: u64) -> Heap {
+        Heap { pager, page_count, free_by_size: BTreeSet::new(), free_of_page: BTreeMap::new(), free_pages: BTreeSet::new() }
+    }
+
+    pub fn page_count(&self) -> u64 {
+        self.page_count
+    }
+
+    pub fn new_plan(&self) -> PagePlan {
+        PagePlan { page_count: self.page_count, ..PagePlan::default() }
+    }
+
+    /// The committed page, checked (checksum, self number, kind known).
+    pub fn checked_page(&self, page_no: PageNo) -> Result<&PageBytes> {
+        let path = self.pager.segment_path(page_no);
+        let Some(page) = self.pager.page(page_no).filter(|_| page_no.0 < self.page_count) else {
+            return Err(AeroError::new(ErrorCode::DataCorruption, format!("page {page_no} is past the end of the document space")).detail("page", page_no.0));
+        };
+        page::verify(page, page_no).map_err(|error| corruption(ErrorCode::DataCorruption, &path, Some(page_no.0), &error.shifted(page_no.offset_in_segment() as usize)))?;
+        Ok(page)
+    }
+
+    fn plan_page<'p>(&self, plan: &'p mut PagePlan, page_no: PageNo) -> Result<&'p mut PageBytes> {
+        if !plan.pages.contains_key(&page_no) {
+            let copy = Box::new(*self.checked_page(page_no)?);
+            plan.pages.insert(page_no, copy);
+        }
+        match plan.pages.get_mut(&page_no) {
+            Some(page) => Ok(page),
+            None => Err(AeroError::invariant_broken("planned page vanished")),
+        }
+    }
+
+    /// Takes a page for new content: the lowest free page, else a new one.
+    fn plan_allocate(&self, plan: &mut PagePlan, kind: PageKind) -> PageNo {
+        let reusable = self.free_pages.iter().find(|page_no| !plan.taken_free_pages.contains(page_no) && !plan.pages.contains_key(page_no)).copied();
+        let page_no = match reusable {
+            Some(page_no) => {
+                plan.taken_free_pages.insert(page_no);
+                page_no
+            }
+            None => {
+                plan.page_count += 1;
+                PageNo(plan.page_count - 1)
+            }
+        };
+        plan.pages.insert(page_no, new_page(kind, page_no));
+        page_no
+    }
+
+    /// Plans storing a document record; returns where it will live.
+    pub fn plan_insert(&self, plan: &mut PagePlan, record: &[u8]) -> Result<Locator> {
+        if record.len() > DOC_SIZE_MAX_BYTES {
+            return Err(AeroError::invariant_broken("document over the size cap reached the heap"));
+        }
+        let slot_record = if record.len() < INLINE_RECORD_MAX_BYTES {
+            slotted::encode_inline(record)
+        } else {
+            let chunks: Vec<&[u8]> = record.chunks(OVERFLOW_DATA_BYTES).collect();
+            let pages: Vec<PageNo> = chunks.iter().map(|_| self.plan_allocate(plan, PageKind::Overflow)).collect();
+            for (index, chunk) in chunks.iter().enumerate() {
+                let next = pages.get(index + 1).copied().unwrap_or(PageNo::NONE);
+                let page = self.plan_page(plan, pages[index])?;
+                slotted::fill_overflow_page(page, chunk, next.0);
+            }
+            slotted::encode_overflow_stub(record.len() as u32, pages[0].0)
+        };
+        // Best fit among the document pages this plan already edits and the committed ones.
+        let needed = slot_record.len() + slotted::SLOT_BYTES;
+        let planned: Vec<PageNo> = plan.pages.iter().filter(|(_, page)| PageHeader::read(page).kind == PageKind::Document as u8).map(|(page_no, _)| *page_no).collect();
+        for page_no in planned {
+            let page = self.plan_page(plan, page_no)?;
+            if let Some(slot) = slotted::insert(page, &slot_record) {
+                return Ok(Locator { page: page_no, slot });
+            }
+        }
+        let candidates: Vec<PageNo> = self.free_by_size.range((needed.min(u16::MAX as usize) as u16, PageNo(0))..).take(4).map(|(_, page_no)| *page_no).collect();
+        for page_no in candidates {
+            let page = self.plan_page(plan, page_no)?;
+            if let Some(slot) = slotted::insert(page, &slot_record) {
+                return Ok(Locator { page: page_no, slot });
+            }
+        }
+        let page_no = self.plan_allocate(plan, PageKind::Document);
+        let page = self.plan_page(plan, page_no)?;
+        match slotted::insert(page, &slot_record) {
+            Some(slot) => Ok(Locator { page: page_no, slot }),
+            None => Err(AeroError::invariant_broken("a record does not fit an empty page")),
+        }
+    }
+
+    /// Plans removing the document at `locator` (and freeing its overflow chain).
+    pub fn plan_delete(&self, plan: &mut PagePlan, locator: Locator) -> Result<()> {
+        let chain = {
+            let page = self.plan_page(plan, locator.page)?;
+            let Some(bytes) = slotted::record(page, locator.slot) else {
+                return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index points at empty slot {} of page {}", locator.slot, locator.page)));
+            };
+            match slotted::decode_slot_record(bytes) {
+                Ok(SlotRecord::Overflow { first_page, .. }) => Some(PageNo(first_page)),
+                Ok(SlotRecord::Inline(_)) => None,
+                Err(error) => return Err(corruption(ErrorCode::DataCorruption, &self.pager.segment_path(locator.page), Some(locator.page.0), &error)),
+            }
+        };
+        if let Some(first) = chain {
+            for page_no in self.overflow_chain(first)? {
+                plan.pages.insert(page_no, new_page(PageKind::Free, page_no));
+            }
+        }
+        let page = self.plan_page(plan, locator.page)?;
+        slotted::delete(page, locator.slot);
+        Ok(())
+    }
+
+    /// Plans replacing the document at `locator`; returns its new location.
+    pub fn plan_update(&self, plan: &mut PagePlan, locator: Locator, record: &[u8]) -> Result<Locator> {
+        if record.len() < INLINE_RECORD_MAX_BYTES {
+            let page = self.plan_page(plan, locator.page)?;
+            let inline_now = matches!(slotted::record(page, locator.slot).map(slotted::decode_slot_record), Some(Ok(SlotRecord::Inline(_))));
+            if inline_now && slotted::replace(page, locator.slot, &slotted::encode_inline(record)) {
+                return Ok(locator);
+            }
+        }
+        self.plan_delete(plan, locator)?;
+        self.plan_insert(plan, record)
+    }
+
+    /// The pages of the overflow chain starting at `first`, checked.
+    fn overflow_chain(&self, first: PageNo) -> Result<Vec<PageNo>> {
+        let mut pages = Vec::new();
+        let mut next = first;
+        while !next.is_none() {
+            if pages.len() >= OVERFLOW_CHAIN_MAX_PAGES {
+                return Err(AeroError::new(ErrorCode::DataCorruption, format!("overflow chain from page {first} is longer than {OVERFLOW_CHAIN_MAX_PAGES} pages")).detail("page", first.0));
+            }
+            let page = self.checked_page(next)?;
+            slotted::check_overflow_page(page).map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(next), Some(next.0), &error))?;
+            pages.push(next);
+            next = PageHeader::read(page).next();
+        }
+        Ok(pages)
+    }
+
+    /// The document record bytes at `locator`, following an overflow chain.
+    pub fn read_record(&self, locator: Locator) -> Result<Vec<u8>> {
+        let page = self.checked_page(locator.page)?;
+        if PageHeader::read(page).kind != PageKind::Document as u8 {
+            return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index points at page {} which is not a document page", locator.page)));
+        }
+        let Some(bytes) = slotted::record(page, locator.slot) else {
+            return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index points at empty slot {} of page {}", locator.slot, locator.page)));
+        };
+        let path = self.pager.segment_path(locator.page);
+        match slotted::decode_slot_record(bytes).map_err(|error| corruption(ErrorCode::DataCorruption, &path, Some(locator.page.0), &error))? {
+            SlotRecord::Inline(document) => Ok(document.to_vec()),
+            SlotRecord::Overflow { length, first_page } => self.read_overflow(PageNo(first_page), length as usize),
+        }
+    }
+
+    /// Concatenates an overflow chain, checking it holds exactly `length` bytes.
+    pub fn read_overflow(&self, first: PageNo, length: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(length);
+        for page_no in self.overflow_chain(first)? {
+            let page = self.checked_page(page_no)?;
+            let data = slotted::check_overflow_page(page).map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(page_no), Some(page_no.0), &error))?;
+            out.extend_from_slice(data);
+            if out.len() > length {
+                break;
+            }
+        }
+        if out.len() != length {
+            return Err(AeroError::new(ErrorCode::DataCorruption, format!("overflow chain from page {first} holds {} bytes, its stub says {length}", out.len())).detail("page", first.0));
+        }
+        Ok(out)
+    }
+
+    /// Makes space for the plan's new pages (creates segment files).
+    pub fn prepare(&mut self, plan: &PagePlan) -> Result<()> {
+        self.pager.ensure_capacity(plan.page_count)
+    }
+
+    /// Applies a plan whose WAL record is durable.
+    pub fn commit(&mut self, plan: PagePlan) -> Result<()> {
+        let mut applied = 0usize;
+        for (page_no, image) in &plan.pages {
+            self.pager.page_mut(*page_no)?.copy_from_slice(&image[..]);
+            applied += 1;
+            if applied == 1 {
+                crash::reach("storage_mid_apply");
+            }
+            self.note_page(*page_no, image);
+        }
+        self.page_count = self.page_count.max(plan.page_count);
+        Ok(())
+    }
+
+    /// Updates the free-space maps for a page's new content.
+    pub fn note_page(&mut self, page_no: PageNo, page: &PageBytes) {
+        if let Some(old) = self.free_of_page.remove(&page_no) {
+            self.free_by_size.remove(&(old, page_no));
+        }
+        self.free_pages.remove(&page_no);
+        match PageKind::from_byte(PageHeader::read(page).kind) {
+            Some(PageKind::Document) => {
+                let free = slotted::free_bytes(page) as u16;
+                if free >= FREE_TRACK_MIN_BYTES {
+                    self.free_of_page.insert(page_no, free);
+                    self.free_by_size.insert((free, page_no));
+                }
+            }
+            Some(PageKind::Free) => {
+                self.free_pages.insert(page_no);
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets the high-water mark found by recovery.
+    pub fn set_page_count(&mut self, page_count: u64) {
+        self.page_count = page_count;
+    }
+}

@@ -1,0 +1,261 @@
+//! The file layer under the WAL, and filesystem helpers.
+//!
+//! [`WalFile`] is the small storage trait the WAL writes through. [`OsFile`]
+//! is the real file. [`MemFile`] is an in-memory file for tests: it keeps
+//! the *live* bytes (what a reader of the running process sees) apart from
+//! the *durable* bytes (what the last successful `sync_data` made safe), and
+//! can fail any numbered operation with a chosen error, once or from then on.
+//! A simulated power loss keeps the durable bytes plus any prefix or torn
+//! piece of the unsynced tail.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The operations the WAL needs from its file.
+pub trait WalFile: Send {
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Writes `bytes` at the end of the file.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes every appended byte durable (fdatasync).
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Cuts the file to `length` bytes.
+    fn truncate(&mut self, length: u64) -> io::Result<()>;
+    /// Reads exactly `buffer.len()` bytes at `offset`.
+    fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
+}
+
+/// A real file.
+pub struct OsFile {
+    file: File,
+    length: u64,
+}
+
+impl OsFile {
+    pub fn open(path: &Path) -> io::Result<OsFile> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let length = file.metadata()?.len();
+        Ok(OsFile { file, length })
+    }
+}
+
+impl WalFile for OsFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.length)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, self.length)?;
+        self.length += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, length: u64) -> io::Result<()> {
+        self.file.set_len(length)?;
+        self.length = length;
+        Ok(())
+    }
+
+    fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buffer, offset)
+    }
+}
+
+/// Which operation a [`MemFile`] fault applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOp {
+    Append,
+    Sync,
+    Truncate,
+}
+
+/// A planned failure: the `nth` (0-based) operation of kind `op` fails with
+/// `kind`; if `sticky`, every later one of that kind fails too. A failing
+/// append first writes `partial_bytes` of its data (a torn write).
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    pub op: FaultOp,
+    pub nth: u64,
+    pub sticky: bool,
+    pub kind: io::ErrorKind,
+    pub partial_bytes: usize,
+}
+
+#[derive(Default, Debug)]
+pub struct MemState {
+    pub live: Vec<u8>,
+    pub durable: Vec<u8>,
+    pub faults: Vec<Fault>,
+    counts: [u64; 3],
+}
+
+/// An in-memory [`WalFile`]; clones share the same bytes.
+#[derive(Clone, Default, Debug)]
+pub struct MemFile {
+    state: Arc<Mutex<MemState>>,
+}
+
+impl MemFile {
+    pub fn new(initial: Vec<u8>) -> MemFile {
+        let state = MemState { durable: initial.clone(), live: initial, ..MemState::default() };
+        MemFile { state: Arc::new(Mutex::new(state)) }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, MemState> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.state().faults.push(fault);
+    }
+
+    pub fn live(&self) -> Vec<u8> {
+        self.state().live.clone()
+    }
+
+    pub fn durable(&self) -> Vec<u8> {
+        self.state().durable.clone()
+    }
+
+    fn check(&self, op: FaultOp) -> Option<Fault> {
+        let mut state = self.state();
+        let index = op as usize;
+        let nth = state.counts[index];
+        state.counts[index] += 1;
+        state.faults.iter().copied().find(|fault| fault.op == op && (fault.nth == nth || (fault.sticky && nth >= fault.nth)))
+    }
+}
+
+impl WalFile for MemFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.state().live.len() as u64)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(fault) = self.check(FaultOp::Append) {
+            let partial = fault.partial_bytes.min(bytes.len());
+            self.state().live.extend_from_slice(&bytes[..partial]);
+            return Err(io::Error::new(fault.kind, "injected append failure"));
+        }
+        self.state().live.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        if let Some(fault) = self.check(FaultOp::Sync) {
+            return Err(io::Error::new(fault.kind, "injected fdatasync failure"));
+        }
+        let mut state = self.state();
+        state.durable = state.live.clone();
+        Ok(())
+    }
+
+    fn truncate(&mut self, length: u64) -> io::Result<()> {
+        if let Some(fault) = self.check(FaultOp::Truncate) {
+            return Err(io::Error::new(fault.kind, "injected truncate failure"));
+        }
+        let mut state = self.state();
+        state.live.truncate(length as usize);
+        if state.durable.len() > length as usize {
+            state.durable.truncate(length as usize);
+        }
+        Ok(())
+    }
+
+    fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+        let state = self.state();
+        let start = offset as usize;
+        match state.live.get(start..start + buffer.len()) {
+            Some(bytes) => {
+                buffer.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end")),
+        }
+    }
+}
+
+/// Creates a new file, owner-only (0600), failing if it exists.
+pub fn create_new_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)
+}
+
+/// Creates a directory, owner-only (0700).
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+/// fsyncs a directory so the entries created in it are durable.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// folder, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&temporary);
+    {
+        let file = create_new_private(&temporary)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    sync_dir(folder)
+}
+
+/// Reserves the disk blocks of `length` bytes (posix_fallocate), so a full
+/// disk fails here and never later as a SIGBUS in a mapping.
+pub fn allocate(file: &File, length: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let length = libc::off_t::try_from(length).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    // SAFETY: posix_fallocate only reads its integer arguments and operates
+    // on a file descriptor that `file` keeps open for the call.
+    let result = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_file_separates_live_and_durable() {
+        let mut file = MemFile::new(vec![1, 2]);
+        file.append(&[3, 4]).unwrap();
+        assert_eq!(file.live(), vec![1, 2, 3, 4]);
+        assert_eq!(file.durable(), vec![1, 2]);
+        file.sync_data().unwrap();
+        assert_eq!(file.durable(), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn mem_file_faults_fire_once_or_sticky() {
+        let mut file = MemFile::new(Vec::new());
+        file.add_fault(Fault { op: FaultOp::Append, nth: 1, sticky: false, kind: io::ErrorKind::StorageFull, partial_bytes: 1 });
+        file.append(&[1]).unwrap();
+        assert!(file.append(&[2, 2]).is_err());
+        assert_eq!(file.live(), vec![1, 2]);
+        file.append(&[3]).unwrap();
+        file.add_fault(Fault { op: FaultOp::Sync, nth: 0, sticky: true, kind: io::ErrorKind::Other, partial_bytes: 0 });
+        assert!(file.sync_data().is_err());
+        assert!(file.sync_data().is_err());
+    }
+}

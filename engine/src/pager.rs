@@ -1,0 +1,133 @@
+//! The pager: one page space (document pages or index pages) over
+//! memory-mapped segment files of `SEGMENT_PAGES` pages each.
+//!
+//! Page `P` lives in segment `P / SEGMENT_PAGES` at byte
+//! `(P % SEGMENT_PAGES) * PAGE_SIZE_BYTES`. A segment's disk blocks are
+//! reserved (fallocate) before it is mapped, so a full disk fails at
+//! allocation time, never as a SIGBUS later; a mapped file never shrinks.
+//! The pager knows nothing of page contents: callers verify and seal pages.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use aerodb_format::page::PageBytes;
+use aerodb_format::{parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES};
+use memmap2::MmapMut;
+
+use crate::error::{io_error, AeroError, ErrorCode, Result};
+use crate::io::allocate;
+
+/// Bytes of one segment file.
+pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
+
+struct Segment {
+    path: PathBuf,
+    map: MmapMut,
+    _file: File,
+}
+
+/// A page space over segment files in one folder.
+pub struct Pager {
+    folder: PathBuf,
+    segments: Vec<Segment>,
+}
+
+impl Pager {
+    /// Maps every segment file in `folder`. Segment files must be numbered
+    /// from 0 without gaps and be exactly `SEGMENT_BYTES` long.
+    pub fn open(folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
+        let mut indexes = Vec::new();
+        let entries = std::fs::read_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match parse_segment_file_name(&name) {
+                Some(index) => indexes.push(index),
+                None => {
+                    return Err(AeroError::new(corruption_code, format!("unexpected file {} in {}", name, folder.display()))
+                        .detail("file", folder.join(&name).display().to_string()))
+                }
+            }
+        }
+        indexes.sort_unstable();
+        let mut pager = Pager { folder: folder.to_path_buf(), segments: Vec::with_capacity(indexes.len()) };
+        for (position, index) in indexes.iter().enumerate() {
+            if *index != position as u64 {
+                let path = folder.join(segment_file_name(position as u64));
+                return Err(AeroError::new(corruption_code, format!("segment file {} is missing", path.display())).detail("file", path.display().to_string()));
+            }
+            pager.map_segment(*index, false, corruption_code)?;
+        }
+        Ok(pager)
+    }
+
+    fn map_segment(&mut self, index: u64, create: bool, corruption_code: ErrorCode) -> Result<()> {
+        let path = self.folder.join(segment_file_name(index));
+        let file = OpenOptions::new().read(true).write(true).create_new(create).mode(0o600).open(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?;
+        if create {
+            if let Err(error) = allocate(&file, SEGMENT_BYTES) {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                return Err(io_error(ErrorCode::StorageIoError, "cannot allocate segment", &path, &error));
+            }
+        }
+        let length = file.metadata().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot stat", &path, &error))?.len();
+        if length != SEGMENT_BYTES {
+            return Err(AeroError::new(corruption_code, format!("segment {} is {length} bytes, expected {SEGMENT_BYTES}", path.display()))
+                .detail("file", path.display().to_string()));
+        }
+        // SAFETY: the file is exactly SEGMENT_BYTES long and never shrinks
+        // while mapped; the database LOCK keeps other AeroDB processes from
+        // writing it, and this process only touches it through this map.
+        let map = unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
+        self.segments.push(Segment { path, map, _file: file });
+        Ok(())
+    }
+
+    /// Pages the mapped segments hold.
+    pub fn capacity_pages(&self) -> u64 {
+        self.segments.len() as u64 * SEGMENT_PAGES
+    }
+
+    /// Creates and maps segments until page `page_count - 1` exists.
+    pub fn ensure_capacity(&mut self, page_count: u64) -> Result<()> {
+        while self.capacity_pages() < page_count {
+            let index = self.segments.len() as u64;
+            self.map_segment(index, true, ErrorCode::StorageIoError)?;
+        }
+        Ok(())
+    }
+
+    /// The page, or None past the mapped segments.
+    pub fn page(&self, page_no: PageNo) -> Option<&PageBytes> {
+        let segment = self.segments.get(usize::try_from(page_no.segment()).ok()?)?;
+        let start = page_no.offset_in_segment() as usize;
+        segment.map.get(start..start + PAGE_SIZE_BYTES)?.try_into().ok()
+    }
+
+    /// The page for writing; the caller has ensured capacity.
+    pub fn page_mut(&mut self, page_no: PageNo) -> Result<&mut PageBytes> {
+        let Some(segment) = usize::try_from(page_no.segment()).ok().and_then(|index| self.segments.get_mut(index)) else {
+            return Err(AeroError::invariant_broken(format!("page {page_no} is past the mapped segments")));
+        };
+        let start = page_no.offset_in_segment() as usize;
+        match segment.map.get_mut(start..start + PAGE_SIZE_BYTES).and_then(|slice| <&mut PageBytes>::try_from(slice).ok()) {
+            Some(page) => Ok(page),
+            None => Err(AeroError::invariant_broken(format!("page {page_no} is outside its segment"))),
+        }
+    }
+
+    /// Path of the segment file holding `page_no`.
+    pub fn segment_path(&self, page_no: PageNo) -> PathBuf {
+        self.folder.join(segment_file_name(page_no.segment()))
+    }
+
+    /// Writes every mapped page back to its file and waits for it (msync).
+    pub fn flush(&self) -> Result<()> {
+        for segment in &self.segments {
+            segment.map.flush().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot flush segment", &segment.path, &error))?;
+        }
+        Ok(())
+    }
+}

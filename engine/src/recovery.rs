@@ -1,0 +1,374 @@
+//! Recovery: WAL replay, verification of every document page, and the
+//! rebuild of every B-tree. Runs at every start, clean or not
+//! (docs/BOOT.md).
+//!
+//! Replay reads the WAL from its first record and writes the *last* image
+//! of every logged page over that page in its segment (images are whole
+//! pages, so the last one is the page's content). After a crash a segment
+//! page may be stale or torn and is simply rewritten; after a clean
+//! shutdown every page must already equal its last image, and a difference
+//! is storage corruption. Pages the WAL never logged must be all zero.
+//! Verification then checks every document page, overflow chain and
+//! document, and collects index keys, which are sorted and bulk loaded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use aerodb_format::btree::Locator;
+use aerodb_format::document::decode_record;
+use aerodb_format::key::{self, KeyValue};
+use aerodb_format::page::{self, PageHeader, PageKind};
+use aerodb_format::schema::{FieldType, Schema};
+use aerodb_format::slotted::{self, SlotRecord};
+use aerodb_format::{PageNo, SeqNo, PAGE_SIZE_BYTES};
+use serde_json::{Map, Value};
+
+use crate::btree::{Indexes, TreeId};
+use crate::catalog::Catalog;
+use crate::crash;
+use crate::error::{corruption, AeroError, ErrorCode, Result};
+use crate::heap::Heap;
+use crate::wal::{scan, Wal};
+
+/// What a boot did, for the one recovery report line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub clean_shutdown: bool,
+    pub records_replayed: u64,
+    pub last_seq: u64,
+    pub pages_replayed: u64,
+    pub pages_rewritten: u64,
+    pub torn_bytes_discarded: u64,
+    pub documents: u64,
+    pub index_entries: u64,
+    pub replay_ms: u64,
+    pub verify_ms: u64,
+    pub rebuild_ms: u64,
+}
+
+impl RecoveryReport {
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "clean_shutdown": self.clean_shutdown,
+            "records_replayed": self.records_replayed,
+            "last_seq": self.last_seq,
+            "pages_replayed": self.pages_replayed,
+            "pages_rewritten": self.pages_rewritten,
+            "torn_bytes_discarded": self.torn_bytes_discarded,
+            "documents": self.documents,
+            "index_entries": self.index_entries,
+            "replay_ms": self.replay_ms,
+            "verify_ms": self.verify_ms,
+            "rebuild_ms": self.rebuild_ms,
+        })
+    }
+}
+
+/// Where the last image of a page sits in the WAL.
+#[derive(Clone, Copy, Debug)]
+struct LastImage {
+    file_offset: u64,
+    lower: u16,
+    upper: u16,
+}
+
+/// Replays the WAL into the heap's segments. `expected_last_seq` is the
+/// sequence number recorded by the last clean shutdown, if there was one.
+pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_seq: Option<u64>, report: &mut RecoveryReport) -> Result<()> {
+    let started = Instant::now();
+    let clean = expected_last_seq.is_some();
+    let path = wal.path().to_path_buf();
+    let mut last: BTreeMap<PageNo, LastImage> = BTreeMap::new();
+    let outcome = scan(wal.file(), &path, |offset, record, bytes| {
+        if catalog.get(&record.schema_id, &record.schema_version).is_none() {
+            return Err(AeroError::new(ErrorCode::RecoverySchemaMissing, format!("WAL record {} at offset {offset} references schema {} version {}, whose file is missing", record.seq, record.schema_id, record.schema_version))
+                .detail("schema_id", record.schema_id.clone())
+                .detail("schema_version", record.schema_version.clone())
+                .detail("seq", record.seq.0));
+        }
+        for image in &record.pages {
+            let kind = PageHeader::read_image_prefix(image.image).kind;
+            if !matches!(PageKind::from_byte(kind), Some(PageKind::Document | PageKind::Overflow | PageKind::Free)) {
+                return Err(AeroError::new(ErrorCode::WalCorruption, format!("WAL record {} at offset {offset} logs page {} of kind {kind}, not a document-space page", record.seq, image.page_no)).detail("offset", offset).detail("seq", record.seq.0));
+            }
+            let within = image.image.as_ptr() as u64 - bytes.as_ptr() as u64;
+            last.insert(image.page_no, LastImage { file_offset: offset + within, lower: image.lower, upper: image.upper });
+        }
+        Ok(())
+    })?;
+    report.records_replayed = outcome.records;
+    report.last_seq = outcome.last_seq.0;
+    if let Some(expected) = expected_last_seq {
+        if outcome.torn_bytes > 0 || outcome.last_seq.0 != expected {
+            return Err(AeroError::new(ErrorCode::WalCorruption, format!("{}: the last clean shutdown recorded sequence {expected}, but the WAL holds {} valid records and {} bytes after them", path.display(), outcome.last_seq.0, outcome.torn_bytes))
+                .detail("file", path.display().to_string())
+                .detail("offset", outcome.valid_end)
+                .detail("seq", outcome.last_seq.0 + 1));
+        }
+    }
+    if outcome.torn_bytes > 0 {
+        crate::log::warn("recovery", "torn_tail_discarded", &[("offset", outcome.valid_end.into()), ("bytes", outcome.torn_bytes.into())]);
+        report.torn_bytes_discarded = outcome.torn_bytes;
+    }
+    let page_count = last.keys().next_back().map(|page_no| page_no.0 + 1).unwrap_or(0);
+    if clean && heap.pager.capacity_pages() < page_count {
+        return Err(AeroError::new(ErrorCode::DataCorruption, format!("the WAL logs page {} but the document segments end at page {} after a clean shutdown", page_count - 1, heap.pager.capacity_pages())));
+    }
+    heap.pager.ensure_capacity(page_count)?;
+    heap.set_page_count(page_count);
+    let mut image = vec![0u8; PAGE_SIZE_BYTES];
+    for (page_no, location) in &last {
+        let length = usize::from(location.lower) + PAGE_SIZE_BYTES - usize::from(location.upper);
+        wal.read_at(location.file_offset, &mut image[..length])?;
+        let full = page::restore_hole(location.lower, location.upper, &image[..length]).map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error))?;
+        page::verify(&full, *page_no).map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error.shifted(location.file_offset as usize)))?;
+        let current = heap.pager.page_mut(*page_no)?;
+        if current[..] != full[..] {
+            if clean {
+                let differs_at = current.iter().zip(full.iter()).position(|(a, b)| a != b).unwrap_or(0);
+                let file = heap.pager.segment_path(*page_no);
+                return Err(AeroError::new(ErrorCode::DataCorruption, format!("{} page {page_no} differs from its last WAL image at byte {differs_at} after a clean shutdown", file.display()))
+                    .detail("file", file.display().to_string())
+                    .detail("page", page_no.0)
+                    .detail("offset", page_no.offset_in_segment() + differs_at as u64));
+            }
+            current.copy_from_slice(&full[..]);
+            report.pages_rewritten += 1;
+        }
+        report.pages_replayed += 1;
+        if report.pages_replayed == 1 {
+            crash::reach("recovery_mid_replay");
+        }
+    }
+    if outcome.torn_bytes > 0 {
+        wal.cut_tail(outcome.valid_end)?;
+    }
+    wal.set_position(outcome.valid_end, outcome.last_seq);
+    report.replay_ms = started.elapsed().as_millis() as u64;
+    Ok(())
+}
+
+
+/// Index keys collected during verification, in one arena per tree.
+#[derive(Default)]
+pub struct KeyArena {
+    bytes: Vec<u8>,
+    entries: Vec<ArenaEntry>,
+}
+
+#[derive(Clone, Copy)]
+struct ArenaEntry {
+    page: u64,
+    offset: u32,
+    length: u16,
+    slot: u16,
+}
+
+impl KeyArena {
+    fn push(&mut self, key: &[u8], locator: Locator) -> Result<()> {
+        let offset = u32::try_from(self.bytes.len()).map_err(|_| AeroError::invariant_broken("index key arena over 4 GiB"))?;
+        self.bytes.extend_from_slice(key);
+        self.entries.push(ArenaEntry { page: locator.page.0, offset, length: key.len() as u16, slot: locator.slot });
+        Ok(())
+    }
+
+    fn key(&self, entry: &ArenaEntry) -> &[u8] {
+        &self.bytes[entry.offset as usize..entry.offset as usize + usize::from(entry.length)]
+    }
+
+    fn sort(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.entries.sort_unstable_by(|left, right| {
+            bytes[left.offset as usize..left.offset as usize + usize::from(left.length)].cmp(&bytes[right.offset as usize..right.offset as usize + usize::from(right.length)])
+        });
+        self.bytes = bytes;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], Locator)> {
+        self.entries.iter().map(|entry| (self.key(entry), Locator { page: PageNo(entry.page), slot: entry.slot }))
+    }
+}
+
+/// The index keys of one document under its schema: `(field, key)` pairs.
+pub fn index_keys(schema: &Schema, document: &Map<String, Value>) -> Result<Vec<(String, Vec<u8>)>> {
+    let id = document.get("_id").and_then(|id| KeyValue::from_json(id, false)).ok_or_else(|| AeroError::invariant_broken("document without a valid _id"))?;
+    let id_key = key::encode_to_vec(&id);
+    let mut keys = Vec::with_capacity(schema.indexes.len());
+    for field in &schema.indexes {
+        if field == "_id" {
+            keys.push((field.clone(), id_key.clone()));
+            continue;
+        }
+        let Some(value) = document.get(field) else { continue };
+        let as_float = schema.field(field).is_some_and(|definition| definition.field_type == FieldType::Float);
+        let Some(value) = KeyValue::from_json(value, as_float) else {
+            return Err(AeroError::invariant_broken(format!("indexed field '{field}' holds a non-scalar value")));
+        };
+        let mut key_bytes = key::encode_to_vec(&value);
+        key_bytes.extend_from_slice(&id_key);
+        keys.push((field.clone(), key_bytes));
+    }
+    Ok(keys)
+}
+
+/// Per-collection-version facts gathered by verification.
+#[derive(Default)]
+pub struct Verified {
+    pub documents: u64,
+    /// Largest encoded document per (schema_id, schema_version).
+    pub document_bytes_max: BTreeMap<(String, String), u64>,
+    pub arenas: BTreeMap<TreeId, KeyArena>,
+}
+
+fn data_corruption(heap: &Heap, page_no: PageNo, offset_in_page: usize, message: String) -> AeroError {
+    let file = heap.pager.segment_path(page_no);
+    AeroError::new(ErrorCode::DataCorruption, format!("{} page {page_no}: {message}", file.display()))
+        .detail("file", file.display().to_string())
+        .detail("page", page_no.0)
+        .detail("offset", page_no.offset_in_segment() + offset_in_page as u64)
+}
+
+/// Checks every page of the document space and every document, and collects index keys.
+pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut RecoveryReport) -> Result<Verified> {
+    let started = Instant::now();
+    let mut verified = Verified::default();
+    for schema in catalog.all() {
+        for field in &schema.indexes {
+            verified.arenas.insert(TreeId::new(&schema.schema_id, &schema.schema_version, field), KeyArena::default());
+        }
+    }
+    let mut overflow_pages: BTreeSet<PageNo> = BTreeSet::new();
+    let mut stubs: Vec<(Locator, PageNo, usize)> = Vec::new();
+    let page_count = heap.page_count();
+    for number in 0..heap.pager.capacity_pages() {
+        let page_no = PageNo(number);
+        let Some(page) = heap.pager.page(page_no) else { break };
+        if number >= page_count || page::is_unwritten(page) {
+            if let Some(position) = page.iter().position(|&byte| byte != 0) {
+                return Err(data_corruption(heap, page_no, position, "a page the WAL never wrote holds nonzero bytes".into()));
+            }
+            if number < page_count {
+                // A logged page that became all zero cannot happen: every logged page has a header.
+                return Err(data_corruption(heap, page_no, 0, "a page the WAL logged is all zero".into()));
+            }
+            continue;
+        }
+        let header = page::verify(page, page_no).map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))?;
+        if header.lsn().0 > last_seq.0 {
+            return Err(AeroError::new(ErrorCode::WalCorruption, format!("page {page_no} was written by WAL record {} but the WAL ends at record {last_seq}: a durable record is missing or damaged", header.lsn())).detail("page", page_no.0).detail("seq", header.lsn().0));
+        }
+        match PageKind::from_byte(header.kind) {
+            Some(PageKind::Document) => {
+                let records = slotted::check_document_page(page).map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))?;
+                for (slot, record) in records {
+                    let locator = Locator { page: page_no, slot };
+                    match slotted::decode_slot_record(record).map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))? {
+                        SlotRecord::Inline(bytes) => verify_document(heap, catalog, locator, bytes, &mut verified)?,
+                        SlotRecord::Overflow { length, first_page } => stubs.push((locator, PageNo(first_page), length as usize)),
+                    }
+                }
+            }
+            Some(PageKind::Overflow) => {
+                overflow_pages.insert(page_no);
+            }
+            Some(PageKind::Free) => {
+                if header.lower() != page::HEADER_BYTES || header.upper() != PAGE_SIZE_BYTES || header.item_count.get() != 0 {
+                    return Err(data_corruption(heap, page_no, 6, "a free page holds content".into()));
+                }
+            }
+            _ => return Err(data_corruption(heap, page_no, 4, format!("page kind {} does not belong in the document space", header.kind))),
+        }
+    }
+    let mut chained: BTreeSet<PageNo> = BTreeSet::new();
+    for (locator, first, length) in stubs {
+        let bytes = heap.read_overflow(first, length)?;
+        let mut next = first;
+        while !next.is_none() {
+            if !chained.insert(next) {
+                return Err(data_corruption(heap, next, 32, "overflow page belongs to two chains".into()));
+            }
+            next = heap.pager.page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
+        }
+        verify_document(heap, catalog, locator, &bytes, &mut verified)?;
+    }
+    if let Some(orphan) = overflow_pages.difference(&chained).next() {
+        return Err(data_corruption(heap, *orphan, 4, "overflow page belongs to no document".into()));
+    }
+    for number in 0..page_count {
+        if let Some(page) = heap.pager.page(PageNo(number)) {
+            let copy = *page;
+            heap.note_page(PageNo(number), &copy);
+        }
+    }
+    report.documents = verified.documents;
+    report.verify_ms = started.elapsed().as_millis() as u64;
+    Ok(verified)
+}
+
+fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8], verified: &mut Verified) -> Result<()> {
+    let record = decode_record(bytes).map_err(|error| data_corruption(heap, locator.page, 0, format!("slot {}: document does not decode: {error}", locator.slot)))?;
+    let Some(schema) = catalog.get(&record.schema_id, &record.schema_version) else {
+        return Err(AeroError::new(ErrorCode::RecoverySchemaMissing, format!("a document on page {} references schema {} version {}, whose file is missing", locator.page, record.schema_id, record.schema_version))
+            .detail("schema_id", record.schema_id)
+            .detail("schema_version", record.schema_version)
+            .detail("page", locator.page.0));
+    };
+    match schema.validate(&Value::Object(record.body.clone())) {
+        Ok(normalized) if normalized == record.body => {}
+        Ok(_) => return Err(data_corruption(heap, locator.page, 0, format!("slot {}: document is not in its stored form", locator.slot))),
+        Err(error) => return Err(data_corruption(heap, locator.page, 0, format!("slot {}: document does not validate: {} expected {}, found {}", locator.slot, error.path, error.expected, error.got))),
+    }
+    for (field, key_bytes) in index_keys(schema, &record.body)? {
+        let tree = TreeId::new(&record.schema_id, &record.schema_version, &field);
+        match verified.arenas.get_mut(&tree) {
+            Some(arena) => arena.push(&key_bytes, locator)?,
+            None => return Err(AeroError::invariant_broken("index arena missing for a loaded schema")),
+        }
+    }
+    let largest = verified.document_bytes_max.entry((record.schema_id, record.schema_version)).or_default();
+    *largest = (*largest).max(bytes.len() as u64);
+    verified.documents += 1;
+    Ok(())
+}
+
+/// Sorts the collected keys, checks `_id` uniqueness per collection and
+/// bulk loads every tree.
+pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut RecoveryReport) -> Result<()> {
+    let started = Instant::now();
+    let mut id_keys_by_collection: BTreeMap<String, Vec<(Vec<u8>, Locator)>> = BTreeMap::new();
+    let mut versions_with_documents: BTreeMap<String, usize> = BTreeMap::new();
+    for (tree, arena) in verified.arenas.iter() {
+        if tree.field == "_id" && !arena.entries.is_empty() {
+            *versions_with_documents.entry(tree.schema_id.clone()).or_default() += 1;
+        }
+    }
+    let mut loaded = 0usize;
+    for (tree, arena) in verified.arenas.iter_mut() {
+        arena.sort();
+        let mut previous: Option<&[u8]> = None;
+        for (key_bytes, locator) in arena.iter() {
+            if previous == Some(key_bytes) {
+                return Err(AeroError::new(ErrorCode::DataCorruption, format!("two documents of {}/{} share the index key of field '{}' (duplicate _id); one is on page {}", tree.schema_id, tree.schema_version, tree.field, locator.page))
+                    .detail("page", locator.page.0));
+            }
+            previous = Some(key_bytes);
+        }
+        if tree.field == "_id" && versions_with_documents.get(&tree.schema_id).is_some_and(|count| *count > 1) {
+            id_keys_by_collection.entry(tree.schema_id.clone()).or_default().extend(arena.iter().map(|(key_bytes, locator)| (key_bytes.to_vec(), locator)));
+        }
+        indexes.bulk_load(tree, arena.iter())?;
+        report.index_entries += arena.entries.len() as u64;
+        loaded += 1;
+        if loaded == 1 {
+            crash::reach("recovery_mid_rebuild");
+        }
+    }
+    for (collection, mut keys) in id_keys_by_collection {
+        keys.sort_unstable();
+        if let Some(pair) = keys.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(AeroError::new(ErrorCode::DataCorruption, format!("collection {collection} holds two documents with the same _id (pages {} and {})", pair[0].1.page, pair[1].1.page)).detail("page", pair[1].1.page.0));
+        }
+    }
+    report.rebuild_ms = started.elapsed().as_millis() as u64;
+    Ok(())
+}

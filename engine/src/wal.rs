@@ -1,0 +1,202 @@
+//! The WAL writer and the WAL scanner.
+//!
+//! Writer: one record per write, appended then fdatasync'ed before the
+//! write is applied or acknowledged. A failed append cuts the partial record
+//! off (`AERO_WAL_APPEND_FAILED`, the database keeps serving); a failed
+//! fdatasync is fatal (`AERO_WAL_FSYNC_FAILED`) and is never retried.
+//!
+//! Scanner: reads the header and every record from the first, checking CRC
+//! and that sequence numbers go up by exactly one. At the first record that
+//! does not decode, it looks for any valid record after it: if there is
+//! one, the log is corrupt (`AERO_WAL_CORRUPTION` with offset and sequence
+//! number); if not, the bytes from there on are a torn tail, a write that
+//! was never acknowledged, and are reported for cutting.
+
+use std::path::{Path, PathBuf};
+
+use aerodb_format::wal::{decode_record, WalHeader, WalRecord, RECORD_MAX_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES};
+use aerodb_format::SeqNo;
+
+use crate::crash;
+use crate::error::{AeroError, ErrorCode, Result, Severity};
+use crate::io::WalFile;
+
+/// The open WAL, positioned after its last valid record.
+pub struct Wal {
+    file: Box<dyn WalFile>,
+    path: PathBuf,
+    length_bytes: u64,
+    last_seq: SeqNo,
+}
+
+impl Wal {
+    pub fn new(file: Box<dyn WalFile>, path: &Path, length_bytes: u64, last_seq: SeqNo) -> Wal {
+        Wal { file, path: path.to_path_buf(), length_bytes, last_seq }
+    }
+
+    pub fn last_seq(&self) -> SeqNo {
+        self.last_seq
+    }
+
+    pub fn length_bytes(&self) -> u64 {
+        self.length_bytes
+    }
+
+    /// Appends a record with sequence number `seq` and makes it durable.
+    pub fn append_durable(&mut self, record: &[u8], seq: SeqNo) -> Result<()> {
+        if seq.0 != self.last_seq.0 + 1 {
+            return Err(AeroError::invariant_broken(format!("sequence {seq} does not follow {}", self.last_seq)).invariant("W1"));
+        }
+        crash::reach("wal_before_append");
+        if let Err(error) = self.file.append(record) {
+            let failure = AeroError::new(ErrorCode::WalAppendFailed, format!("append to {} failed: {error}; the write was not applied", self.path.display()))
+                .detail("file", self.path.display().to_string())
+                .detail("seq", seq.0);
+            if let Err(cut_error) = self.file.truncate(self.length_bytes) {
+                // The partial record cannot be cut off: the log's tail is
+                // unknown, so no further write may be appended after it.
+                return Err(failure.with_severity(Severity::Fatal).detail("cut_error", cut_error.to_string()));
+            }
+            return Err(failure);
+        }
+        crash::reach("wal_after_append");
+        if let Err(error) = self.file.sync_data() {
+            return Err(AeroError::new(ErrorCode::WalFsyncFailed, format!("fdatasync of {} failed: {error}; nothing was acknowledged", self.path.display()))
+                .detail("file", self.path.display().to_string())
+                .detail("seq", seq.0));
+        }
+        crash::reach("wal_after_fsync");
+        self.length_bytes += record.len() as u64;
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    /// Reads `buffer.len()` bytes at `offset` (page images during replay).
+    pub fn read_at(&self, offset: u64, buffer: &mut [u8]) -> Result<()> {
+        self.file.read_at(offset, buffer).map_err(|error| AeroError::new(ErrorCode::StorageIoError, format!("read of {} failed: {error}", self.path.display())))
+    }
+
+    pub fn file(&self) -> &dyn WalFile {
+        &*self.file
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Positions the writer after the last valid record found by a scan.
+    pub fn set_position(&mut self, length_bytes: u64, last_seq: SeqNo) {
+        self.length_bytes = length_bytes;
+        self.last_seq = last_seq;
+    }
+
+    /// Cuts a torn tail off and makes the cut durable.
+    pub fn cut_tail(&mut self, valid_end: u64) -> Result<()> {
+        let io = |error: std::io::Error| AeroError::new(ErrorCode::RecoveryFailed, format!("cannot cut the torn tail of {}: {error}", self.path.display()));
+        self.file.truncate(valid_end).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.length_bytes = valid_end;
+        Ok(())
+    }
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanOutcome {
+    pub header: WalHeader,
+    pub records: u64,
+    pub last_seq: SeqNo,
+    /// End of the last valid record.
+    pub valid_end: u64,
+    /// Bytes after `valid_end` (a torn tail).
+    pub torn_bytes: u64,
+}
+
+/// A sliding window over the file, so a large log is never read whole.
+struct Window<'a> {
+    file: &'a dyn WalFile,
+    length: u64,
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+const WINDOW_BYTES: usize = 2 * RECORD_MAX_BYTES;
+
+impl<'a> Window<'a> {
+    /// Bytes from `offset`: at least `RECORD_MAX_BYTES` of them, or all up to the end.
+    fn at(&mut self, offset: u64) -> std::io::Result<&[u8]> {
+        let wanted_end = (offset + RECORD_MAX_BYTES as u64).min(self.length);
+        if offset < self.start || wanted_end > self.start + self.bytes.len() as u64 {
+            let end = (offset + WINDOW_BYTES as u64).min(self.length);
+            self.bytes.resize((end - offset) as usize, 0);
+            self.file.read_at(offset, &mut self.bytes)?;
+            self.start = offset;
+        }
+        Ok(&self.bytes[(offset - self.start) as usize..])
+    }
+}
+
+fn corruption(path: &Path, offset: u64, seq: u64, reason: String) -> AeroError {
+    AeroError::new(ErrorCode::WalCorruption, format!("{} at offset {offset} (sequence {seq}): {reason}", path.display()))
+        .detail("file", path.display().to_string())
+        .detail("offset", offset)
+        .detail("seq", seq)
+}
+
+/// Scans the whole log, calling `visit(offset, record, record_bytes)` for
+/// every valid record in order.
+pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalRecord<'_>, &[u8]) -> Result<()>) -> Result<ScanOutcome> {
+    let read_error = |error: std::io::Error| AeroError::new(ErrorCode::StorageIoError, format!("cannot read {}: {error}", path.display()));
+    let length = file.len().map_err(read_error)?;
+    let mut header_bytes = vec![0u8; (WAL_HEADER_BYTES as u64).min(length) as usize];
+    file.read_at(0, &mut header_bytes).map_err(read_error)?;
+    let header = WalHeader::decode(&header_bytes).map_err(|error| corruption(path, error.offset as u64, 0, format!("bad WAL header: {error}")))?;
+    let mut window = Window { file, length, start: 0, bytes: Vec::new() };
+    let mut offset = WAL_HEADER_BYTES as u64;
+    let mut last_seq = SeqNo(0);
+    let mut records = 0u64;
+    while offset < length {
+        let bytes = window.at(offset).map_err(read_error)?;
+        match decode_record(bytes) {
+            Ok(record) => {
+                if record.seq.0 != last_seq.0 + 1 {
+                    let kind = if record.seq.0 <= last_seq.0 { "repeated or decreasing" } else { "gap in" };
+                    return Err(corruption(path, offset, record.seq.0, format!("{kind} sequence numbers: expected {}, found {}", last_seq.0 + 1, record.seq.0)));
+                }
+                let record_bytes = &bytes[..record.length];
+                visit(offset, &record, record_bytes)?;
+                last_seq = record.seq;
+                records += 1;
+                offset += record.length as u64;
+            }
+            Err(error) => {
+                let reason = format!("{error:?}");
+                if let Some((found_at, found_seq)) = find_valid_record_after(&mut window, offset, last_seq).map_err(read_error)? {
+                    return Err(corruption(path, offset, last_seq.0 + 1, format!("damaged record ({reason}) with a valid record (sequence {found_seq}) after it at offset {found_at}")));
+                }
+                break;
+            }
+        }
+    }
+    Ok(ScanOutcome { header, records, last_seq, valid_end: offset, torn_bytes: length - offset })
+}
+
+/// Looks for a record that decodes, at any byte offset after `offset`.
+fn find_valid_record_after(window: &mut Window<'_>, offset: u64, last_seq: SeqNo) -> std::io::Result<Option<(u64, u64)>> {
+    let mut candidate = offset + 1;
+    while candidate + 16 <= window.length {
+        let bytes = window.at(candidate)?;
+        let plausible = bytes[4] == RECORD_TYPE_PAGE_WRITE && (1..=3).contains(&bytes[5]) && {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&bytes[8..16]);
+            u64::from_le_bytes(seq) > last_seq.0
+        };
+        if plausible {
+            if let Ok(record) = decode_record(bytes) {
+                return Ok(Some((candidate, record.seq.0)));
+            }
+        }
+        candidate += 1;
+    }
+    Ok(None)
+}
