@@ -20,6 +20,7 @@ pub mod log;
 pub mod pager;
 pub mod query;
 pub mod recovery;
+pub mod requests;
 pub mod wal;
 
 pub use db::{init, Database, Mode, OpenOptions};
