@@ -23,7 +23,7 @@ const EXIT_FATAL: u8 = 2;
 const EXIT_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "aerodb", version, about = "AeroDB: a strict, deterministic, embedded document database")]
+#[command(name = "aerodb", version, propagate_version = true, about = "AeroDB: a strict, deterministic, embedded document database")]
 struct Cli {
     /// Config file (data_dir is resolved against its folder).
     #[arg(long, global = true, default_value = "aerodb.json")]

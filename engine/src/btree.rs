@@ -461,6 +461,157 @@ impl Indexes {
     pub fn flush(&self) -> Result<()> {
         self.pager.flush()
     }
+
+    /// Checks every invariant of one tree: node checksums and structure,
+    /// keys strictly increasing in key order across the whole tree and
+    /// within each child's bounds, every leaf at the same depth, child
+    /// counts equal to the real number of entries, leaf sibling links, and
+    /// the entry count. Returns the number of entries. Iterative, bounded
+    /// by the number of pages.
+    pub fn check(&self, id: &TreeId) -> Result<u64> {
+        let tree = self.get_tree(id)?;
+        // (page, depth, lower bound, upper bound, expected count)
+        let mut stack: Vec<(PageNo, u32, Vec<u8>, Option<Vec<u8>>, Option<u64>)> = vec![(tree.root, 1, Vec::new(), None, None)];
+        let mut leaves: Vec<PageNo> = Vec::new();
+        let mut previous_key: Option<Vec<u8>> = None;
+        let mut total = 0u64;
+        let mut visited = 0u64;
+        while let Some((node, depth, low, high, expected)) = stack.pop() {
+            visited += 1;
+            if visited > self.page_count || depth > tree.height {
+                return Err(broken(format!("tree {}.{} has a cycle or is deeper than its height {}", id.schema_id, id.field, tree.height)));
+            }
+            let page = self.page(node)?;
+            page::verify(page, node).map_err(|error| broken(format!("index page {node}: {error}")))?;
+            btree::check_node(page).map_err(|error| broken(format!("index page {node}: {error}")))?;
+            let count = btree::entry_count(page);
+            for index in 0..count {
+                let key = btree::key(page, index);
+                let below_low = key < low.as_slice() && !(index == 0 && !btree::is_leaf(page) && key.is_empty() && low.is_empty());
+                if below_low || high.as_deref().is_some_and(|high| key >= high) {
+                    return Err(broken(format!("index page {node} entry {index} lies outside its parent's bounds")));
+                }
+            }
+            if let Some(expected) = expected {
+                if self.subtree_count(node)? != expected {
+                    return Err(broken(format!("index page {node}: parent count {expected} differs from {}", self.subtree_count(node)?)));
+                }
+            }
+            if btree::is_leaf(page) {
+                if depth != tree.height {
+                    return Err(broken(format!("leaf {node} at depth {depth}, tree height {}", tree.height)));
+                }
+                for index in 0..count {
+                    let key = btree::key(page, index);
+                    if previous_key.as_deref().is_some_and(|previous| previous >= key) {
+                        return Err(broken(format!("index page {node} entry {index} is out of order across leaves")));
+                    }
+                    previous_key = Some(key.to_vec());
+                }
+                total += count as u64;
+                leaves.push(node);
+                continue;
+            }
+            // Push children right to left so they pop left to right.
+            for index in (0..count).rev() {
+                let (child, child_count) = btree::internal_child(page, index);
+                let child_low = btree::key(page, index).to_vec();
+                let child_high = if index + 1 < count { Some(btree::key(page, index + 1).to_vec()) } else { high.clone() };
+                stack.push((child, depth + 1, child_low, child_high, Some(child_count)));
+            }
+        }
+        for (position, leaf) in leaves.iter().enumerate() {
+            let header = PageHeader::read(self.page(*leaf)?);
+            let prev = if position == 0 { PageNo::NONE } else { leaves[position - 1] };
+            let next = leaves.get(position + 1).copied().unwrap_or(PageNo::NONE);
+            if header.prev() != prev || header.next() != next {
+                return Err(broken(format!("leaf {leaf} has sibling links {}/{} but its neighbours are {}/{}", header.prev().0, header.next().0, prev.0, next.0)));
+            }
+        }
+        if total != tree.entries {
+            return Err(broken(format!("tree {}.{} holds {total} entries but records {}", id.schema_id, id.field, tree.entries)));
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn key_of(value: u32) -> Vec<u8> {
+        // Variable-length keys exercise byte-based splits.
+        let mut key = value.to_be_bytes().to_vec();
+        key.extend(std::iter::repeat_n(b'k', (value % 37) as usize));
+        key
+    }
+
+    fn locator(value: u32) -> Locator {
+        Locator { page: PageNo(u64::from(value)), slot: (value % 7) as u16 }
+    }
+
+    #[test]
+    fn random_inserts_and_removes_keep_every_invariant() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut indexes = Indexes::new(Pager::open(folder.path(), ErrorCode::IndexCorruption).unwrap());
+        let id = TreeId::new("s", "v", "f");
+        indexes.bulk_load(&id, std::iter::empty()).unwrap();
+        let mut model = BTreeSet::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..20_000u32 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let value = (rng % 5000) as u32;
+            if model.contains(&value) && rng % 3 == 0 {
+                assert_eq!(indexes.remove(&id, &key_of(value)).unwrap(), locator(value));
+                model.remove(&value);
+            } else if !model.contains(&value) {
+                indexes.insert(&id, &key_of(value), locator(value)).unwrap();
+                model.insert(value);
+            }
+            if step % 2500 == 0 {
+                assert_eq!(indexes.check(&id).unwrap(), model.len() as u64);
+            }
+        }
+        assert_eq!(indexes.check(&id).unwrap(), model.len() as u64);
+        // Ranks and range counts are exact.
+        for bound in [0u32, 1, 777, 2500, 4999, 5000] {
+            let expected = model.range(..bound).count() as u64;
+            assert_eq!(indexes.rank(&id, Bound::Included(&key_of(bound))).unwrap(), expected);
+        }
+        // Ascending and descending scans see the model in order.
+        let mut cursor = indexes.cursor(&id, None, false).unwrap();
+        let mut seen = Vec::new();
+        while let Some((key, _)) = indexes.next(&mut cursor).unwrap() {
+            seen.push(key);
+        }
+        let expected: Vec<Vec<u8>> = model.iter().map(|value| key_of(*value)).collect();
+        assert_eq!(seen, expected);
+        let mut cursor = indexes.cursor(&id, Some(&key_of(2500)), true).unwrap();
+        let mut descending = Vec::new();
+        while let Some((key, _)) = indexes.next(&mut cursor).unwrap() {
+            descending.push(key);
+        }
+        let expected: Vec<Vec<u8>> = model.range(..2500).rev().map(|value| key_of(*value)).collect();
+        assert_eq!(descending, expected);
+    }
+
+    #[test]
+    fn bulk_load_builds_a_valid_tree() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut indexes = Indexes::new(Pager::open(folder.path(), ErrorCode::IndexCorruption).unwrap());
+        let id = TreeId::new("s", "v", "f");
+        let keys: Vec<Vec<u8>> = (0..100_000u32).map(key_of).collect();
+        let mut sorted: Vec<&Vec<u8>> = keys.iter().collect();
+        sorted.sort();
+        indexes.bulk_load(&id, sorted.iter().map(|key| (key.as_slice(), locator(1)))).unwrap();
+        assert_eq!(indexes.check(&id).unwrap(), 100_000);
+        assert!(indexes.tree(&id).unwrap().height >= 3);
+        indexes.insert(&id, b"\xff\xff\xff\xff", locator(2)).unwrap();
+        assert_eq!(indexes.check(&id).unwrap(), 100_001);
+    }
 }
 
 /// A position in a tree's leaf chain.

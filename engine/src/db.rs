@@ -235,6 +235,16 @@ impl Database {
         self.wal.last_seq()
     }
 
+    /// Checks the invariants of every B-tree (key order, equal leaf depth,
+    /// counts, sibling links); returns the total number of entries.
+    pub fn check_indexes(&self) -> Result<u64> {
+        let mut total = 0;
+        for id in self.indexes.trees().keys() {
+            total += self.indexes.check(id)?;
+        }
+        Ok(total)
+    }
+
     /// The fatal error that stopped this database, if any.
     pub fn fatal_error(&self) -> Option<&AeroError> {
         self.fatal.as_ref()

@@ -464,8 +464,13 @@ impl Plan {
             if !self.residual().all(|predicate| schema.field(&predicate.field).is_some_and(|definition| predicate.matches(&document, &definition.field_type))) {
                 continue;
             }
+            // A sorted query returns only documents that hold the sort
+            // field: the sort index has no entry for a document lacking it.
             let sort_key = match (&self.query.sort, &sort_type) {
-                (Some(sort), Some(field_type)) => document.get(&sort.field).and_then(|value| KeyValue::from_json(value, *field_type == FieldType::Float)).map(|value| key::encode_to_vec(&value)).unwrap_or_default(),
+                (Some(sort), Some(field_type)) => match document.get(&sort.field).and_then(|value| KeyValue::from_json(value, *field_type == FieldType::Float)) {
+                    Some(value) => key::encode_to_vec(&value),
+                    None => continue,
+                },
                 _ => Vec::new(),
             };
             let id_key = document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default();
@@ -479,7 +484,6 @@ impl Plan {
             matches.push((sort_key, id_key, document));
         }
         if let Some(sort) = &self.query.sort {
-            // Missing (optional) sort values sort first ascending, last descending.
             matches.sort_by(|left, right| {
                 let by_value = match sort.order {
                     SortOrder::Ascending => left.0.cmp(&right.0),
