@@ -23,3 +23,28 @@ pub fn info(component: &str, event: &str, fields: &[(&str, Value)]) {
 pub fn warn(component: &str, event: &str, fields: &[(&str, Value)]) {
     log("warn", component, event, fields);
 }
+
+/// Progress of a long phase, shown on stderr only when stderr is a terminal
+/// and the phase is large: one log line per tenth of the work.
+pub struct Progress {
+    phase: &'static str,
+    total: u64,
+    next_report: u64,
+    enabled: bool,
+}
+
+impl Progress {
+    /// A phase of `total` units that reports only if `total >= units_min`.
+    pub fn new(phase: &'static str, total: u64, units_min: u64) -> Progress {
+        use std::io::IsTerminal;
+        let enabled = total >= units_min && std::io::stderr().is_terminal();
+        Progress { phase, total, next_report: total / 10, enabled }
+    }
+
+    pub fn update(&mut self, done: u64) {
+        if self.enabled && done >= self.next_report {
+            info("recovery", "progress", &[("phase", self.phase.into()), ("done", done.into()), ("total", self.total.into())]);
+            self.next_report = done + self.total / 10;
+        }
+    }
+}

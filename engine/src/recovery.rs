@@ -79,7 +79,10 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     let clean = expected_last_seq.is_some();
     let path = wal.path().to_path_buf();
     let mut last: BTreeMap<PageNo, LastImage> = BTreeMap::new();
+    let wal_bytes = wal.file().len().unwrap_or(0);
+    let mut progress = crate::log::Progress::new("replay", wal_bytes, 64 << 20);
     let outcome = scan(wal.file(), &path, |offset, record, bytes| {
+        progress.update(offset);
         if catalog.get(&record.schema_id, &record.schema_version).is_none() {
             return Err(AeroError::new(ErrorCode::RecoverySchemaMissing, format!("WAL record {} at offset {offset} references schema {} version {}, whose file is missing", record.seq, record.schema_id, record.schema_version))
                 .detail("schema_id", record.schema_id.clone())
@@ -240,7 +243,9 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
     let mut overflow_pages: BTreeSet<PageNo> = BTreeSet::new();
     let mut stubs: Vec<(Locator, PageNo, usize)> = Vec::new();
     let page_count = heap.page_count();
+    let mut progress = crate::log::Progress::new("verify", heap.pager.capacity_pages(), 16_384);
     for number in 0..heap.pager.capacity_pages() {
+        progress.update(number);
         let page_no = PageNo(number);
         let Some(page) = heap.pager.page(page_no) else { break };
         if number >= page_count || page::is_unwritten(page) {
