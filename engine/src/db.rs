@@ -464,6 +464,8 @@ impl Database {
         }
         let paths = self.config.paths.clone();
         self.heap.pager.flush()?;
+        // Index segments are derived (rebuilt at every start); they are
+        // flushed so that aerodb-verify can check them after a clean shutdown.
         self.indexes.flush()?;
         write_index_directory(&paths, &self.indexes)?;
         let state = ShutdownState { last_seq: self.wal.last_seq().0, wal_bytes: self.wal.length_bytes(), documents: self.documents, document_pages: self.heap.page_count() };

@@ -24,7 +24,7 @@ pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
 struct Segment {
     path: PathBuf,
     map: MmapMut,
-    _file: File,
+    file: File,
 }
 
 /// A page space over segment files in one folder.
@@ -81,7 +81,7 @@ impl Pager {
         // while mapped; the database LOCK keeps other AeroDB processes from
         // writing it, and this process only touches it through this map.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
-        self.segments.push(Segment { path, map, _file: file });
+        self.segments.push(Segment { path, map, file });
         Ok(())
     }
 
@@ -123,11 +123,13 @@ impl Pager {
         self.folder.join(segment_file_name(page_no.segment()))
     }
 
-    /// Writes every mapped page back to its file and waits for it (msync).
+    /// Writes every mapped page back to its file and waits for it (msync),
+    /// then makes each file's metadata and the folder's entries durable.
     pub fn flush(&self) -> Result<()> {
         for segment in &self.segments {
             segment.map.flush().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot flush segment", &segment.path, &error))?;
+            segment.file.sync_all().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync segment", &segment.path, &error))?;
         }
-        Ok(())
+        crate::io::sync_dir(&self.folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &self.folder, &error))
     }
 }
