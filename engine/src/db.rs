@@ -172,6 +172,13 @@ impl Database {
         let manifest = Manifest::decode(&manifest_bytes).map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
         let clean_state = if paths.clean_shutdown.exists() { Some(ShutdownState::read(&paths.state)?) } else { None };
+        // Without the marker, an older state file still proves how far the
+        // log reached at that clean shutdown: a "torn tail" before that point
+        // is a damaged acknowledged record, not an interrupted write.
+        let acknowledged_wal_bytes = match clean_state {
+            Some(state) => state.wal_bytes,
+            None => ShutdownState::read(&paths.state).map(|state| state.wal_bytes).unwrap_or(0),
+        };
 
         lifecycle.enter(State::Recovering);
         let mut report = RecoveryReport { clean_shutdown: clean_state.is_some(), ..RecoveryReport::default() };
@@ -181,7 +188,7 @@ impl Database {
         };
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
         let mut heap = Heap::new(Pager::open(&paths.data, ErrorCode::DataCorruption)?, 0);
-        recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), &mut report)?;
+        recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), acknowledged_wal_bytes, &mut report)?;
         check_wal_identity(&wal, &paths, &manifest)?;
 
         lifecycle.enter(State::Verifying);
@@ -489,8 +496,12 @@ fn insert_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)
 }
 
 fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)]) -> Result<()> {
-    for (field, key_bytes) in keys {
+    for (position, (field, key_bytes)) in keys.iter().enumerate() {
         indexes.remove(&TreeId::new(&schema.schema_id, &schema.schema_version, field), key_bytes)?;
+        if position == 0 {
+            // Deletes (and the removal half of updates) change the B-trees too.
+            crash::reach("index_mid_update");
+        }
     }
     Ok(())
 }

@@ -74,7 +74,9 @@ struct LastImage {
 
 /// Replays the WAL into the heap's segments. `expected_last_seq` is the
 /// sequence number recorded by the last clean shutdown, if there was one.
-pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_seq: Option<u64>, report: &mut RecoveryReport) -> Result<()> {
+/// `acknowledged_wal_bytes` is the WAL length recorded by the last clean
+/// shutdown (0 if none): every byte before it belongs to acknowledged records.
+pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_seq: Option<u64>, acknowledged_wal_bytes: u64, report: &mut RecoveryReport) -> Result<()> {
     let started = Instant::now();
     let clean = expected_last_seq.is_some();
     let path = wal.path().to_path_buf();
@@ -108,6 +110,12 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
                 .detail("offset", outcome.valid_end)
                 .detail("seq", outcome.last_seq.0 + 1));
         }
+    }
+    if outcome.torn_bytes > 0 && outcome.valid_end < acknowledged_wal_bytes {
+        return Err(AeroError::new(ErrorCode::WalCorruption, format!("{}: the record at offset {} is damaged, but a clean shutdown recorded {acknowledged_wal_bytes} bytes of acknowledged records", path.display(), outcome.valid_end))
+            .detail("file", path.display().to_string())
+            .detail("offset", outcome.valid_end)
+            .detail("seq", outcome.last_seq.0 + 1));
     }
     if outcome.torn_bytes > 0 {
         crate::log::warn("recovery", "torn_tail_discarded", &[("offset", outcome.valid_end.into()), ("bytes", outcome.torn_bytes.into())]);

@@ -10,8 +10,9 @@
 //!   entries in the child's subtree.
 //!
 //! In an internal node, cell `i`'s key is the lowest key that may live in
-//! child `i` (cell 0's key is empty: minus infinity); child `i` holds the keys
-//! in `[key_i, key_{i+1})`. Leaves of one tree are linked both ways through
+//! child `i`; child `i` holds the keys in `[key_i, key_{i+1})`. The first
+//! cell of the leftmost node of each internal level has the empty key (minus
+//! infinity). Leaves of one tree are linked both ways through
 //! `next`/`prev`; internal nodes have no links. `level` is 0 for leaves and
 //! grows by one per level up. Keys within a node strictly increase.
 
@@ -236,6 +237,11 @@ pub fn check_node(page: &PageBytes) -> Result<(), DecodeError> {
     }
     if !leaf && (!header.next().is_none() || !header.prev().is_none()) {
         return Err(DecodeError::new("btree node", "next/prev", 32, "internal nodes carry no sibling links"));
+    }
+    // The page may not have passed `page::verify`: bound the hole before
+    // reading the cell directory.
+    if header.lower() < HEADER_BYTES || header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
+        return Err(DecodeError::new("btree node", "lower/upper", 6, format!("bad hole bounds lower={} upper={}", header.lower(), header.upper())));
     }
     let count = usize::from(header.item_count.get());
     if header.lower() != HEADER_BYTES + 2 * count {

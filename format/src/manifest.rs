@@ -62,8 +62,10 @@ impl Manifest {
         if u64::from(manifest.segment_pages) != SEGMENT_PAGES {
             return Err(error("segment_pages", 16, format!("segment of {} pages, expected {SEGMENT_PAGES}", manifest.segment_pages)));
         }
-        if u32_at(20) != 0 || u32_at(40) != 0 {
-            return Err(error("reserved", 20, "reserved bytes must be zero".into()));
+        for reserved in [20, 40] {
+            if u32_at(reserved) != 0 {
+                return Err(error("reserved", reserved, "reserved bytes must be zero".into()));
+            }
         }
         Ok(manifest)
     }

@@ -214,6 +214,9 @@ impl Schema {
                     if !definition.field_type.is_scalar() {
                         return error(format!("indexed field '{name}' is of type {}; only string, int, float and bool fields can be indexed", definition.field_type.name()));
                     }
+                    if listed.iter().filter(|other| other.as_str() == Some(name)).count() > 1 {
+                        return error(format!("field '{name}' is listed twice in indexes"));
+                    }
                     if name == "_id" {
                         continue;
                     }
@@ -368,6 +371,7 @@ mod tests {
             base(json!({"_id": {"type": "int"}}), json!(["missing"])),
             base(json!({"_id": {"type": "int"}, "o": {"type": "object", "fields": {}}}), json!(["o"])),
             base(json!({"_id": {"type": "int"}, "x": {"type": "int"}}), json!(["x", "x"])),
+            base(json!({"_id": {"type": "int"}}), json!(["_id", "_id"])),
             base(json!({"_id": {"type": "int"}, "a": {"type": "array"}}), json!([])),
             base(json!({"_id": {"type": "int"}, "o": {"type": "object"}}), json!([])),
             base(json!({"_id": {"type": "int"}, "x": {"type": "int", "extra": 1}}), json!([])),
