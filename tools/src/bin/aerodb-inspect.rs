@@ -1,0 +1,86 @@
+//! `aerodb-inspect`: dumps WAL records and pages of an AeroDB data directory,
+//! read-only (see docs/TOOLS.md).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use aerodb_tools::cli::{parse_or_exit, print_json, EXIT_CANNOT_RUN, EXIT_OK};
+use aerodb_tools::database::{Database, DEFAULT_CONFIG_PATH};
+use aerodb_tools::inspect::{self, wal::SeqRange};
+
+/// Dump WAL records and pages of an AeroDB database (read-only; works while
+/// the database is stopped and warns if its LOCK is held).
+#[derive(Parser, Debug)]
+#[command(name = "aerodb-inspect", version)]
+struct Cli {
+    /// The database's config file (its data_dir names the database).
+    #[arg(long, global = true, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Print one JSON document instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One row per WAL record: offset, sequence, op, schema, _id, page images, bytes, CRC status.
+    Wal {
+        /// First sequence number shown.
+        #[arg(long, value_name = "N")]
+        from: Option<u64>,
+        /// Last sequence number shown.
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+    },
+    /// One page decoded: header, checksum status, slots and documents or B-tree entries.
+    Page {
+        /// Page number in the document space (or the index space with --index).
+        number: u64,
+        /// Read the page from the index space (indexes/) instead of data/.
+        #[arg(long)]
+        index: bool,
+        /// Add a hex dump of the page.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// One row per page: file, number, kind, LSN, fill, checksum status.
+    Pages {
+        /// List the index space (indexes/) instead of data/.
+        #[arg(long)]
+        index: bool,
+    },
+    /// Page counts by kind, fill factor, WAL size against its limit, documents per schema version.
+    Summary,
+}
+
+fn main() {
+    let cli: Cli = parse_or_exit();
+    let database = match Database::open(&cli.config) {
+        Ok(database) => database,
+        Err(error) => {
+            eprintln!("aerodb-inspect: {error}");
+            std::process::exit(EXIT_CANNOT_RUN);
+        }
+    };
+    let allow_map = !database.warn_if_locked("aerodb-inspect");
+    let rendered = match cli.command {
+        Command::Wal { from, to } => inspect::wal::run(&database, allow_map, SeqRange { from, to }),
+        Command::Page { number, index, hex } => {
+            inspect::page::run(&database, allow_map, number, index, hex)
+        }
+        Command::Pages { index } => inspect::pages::run(&database, allow_map, index),
+        Command::Summary => inspect::summary::run(&database, allow_map),
+    };
+    match rendered {
+        Ok(rendered) if cli.json => print_json(&rendered.json),
+        Ok(rendered) => print!("{}", rendered.text),
+        Err(error) => {
+            eprintln!("aerodb-inspect: {error}");
+            std::process::exit(EXIT_CANNOT_RUN);
+        }
+    }
+    std::process::exit(EXIT_OK);
+}

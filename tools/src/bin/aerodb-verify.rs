@@ -1,0 +1,47 @@
+//! `aerodb-verify`: offline, read-only, complete consistency check of an
+//! AeroDB data directory (see docs/TOOLS.md). Exit 0 clean, 1 problems
+//! found, 2 could not run, 64 bad usage.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use aerodb_tools::cli::{parse_or_exit, print_json, EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS};
+use aerodb_tools::database::{Database, DEFAULT_CONFIG_PATH};
+use aerodb_tools::verify;
+
+/// Check an AeroDB database offline and report every problem found, each
+/// with its file, page and byte offset. Read-only.
+#[derive(Parser, Debug)]
+#[command(name = "aerodb-verify", version)]
+struct Cli {
+    /// The database's config file (its data_dir names the database).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Print {"problems": [...], "notes": [...], "checked": {...}} instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let cli: Cli = parse_or_exit();
+    let database = match Database::open(&cli.config) {
+        Ok(database) => database,
+        Err(error) => {
+            eprintln!("aerodb-verify: cannot run: {error}");
+            std::process::exit(EXIT_CANNOT_RUN);
+        }
+    };
+    let allow_map = !database.warn_if_locked("aerodb-verify");
+    let report = verify::run(&database, allow_map);
+    if cli.json {
+        print_json(&report.to_json());
+    } else {
+        print!("{}", report.render_human());
+    }
+    std::process::exit(if report.is_clean() {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    });
+}

@@ -1,0 +1,170 @@
+//! `aerodb-inspect wal`: one row per record, then totals.
+
+use serde_json::{json, Value};
+
+use crate::database::{CannotRun, Database, WAL_FILE};
+use crate::describe::hex;
+use crate::files;
+use crate::inspect::Rendered;
+use crate::table::Table;
+use crate::walscan::{ScanEntry, WalScan};
+
+/// Sequence-number range shown (inclusive); `None` is unbounded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeqRange {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+}
+
+impl SeqRange {
+    fn contains(&self, seq: u64) -> bool {
+        self.from.is_none_or(|from| seq >= from) && self.to.is_none_or(|to| seq <= to)
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    records: u64,
+    bytes: u64,
+    pages: u64,
+    image_bytes: u64,
+    hole_bytes: u64,
+}
+
+pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rendered, CannotRun> {
+    let bytes = files::load(&database.path(WAL_FILE), allow_map)
+        .map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
+    let scan = WalScan::scan(&bytes);
+    let mut text = String::new();
+    let header_json = match &scan.header {
+        Ok(header) => {
+            text.push_str(&format!(
+                "{WAL_FILE}: {} bytes; header ok (format {}, page size {}, database {})\n",
+                scan.file_bytes,
+                header.format_version,
+                header.page_size,
+                hex(&header.database_id)
+            ));
+            json!({"status": "ok", "format_version": header.format_version, "page_size": header.page_size,
+                   "database_id": hex(&header.database_id)})
+        }
+        Err(error) => {
+            text.push_str(&format!(
+                "{WAL_FILE}: {} bytes; header BAD: {error}\n",
+                scan.file_bytes
+            ));
+            json!({"status": "BAD", "error": error.to_string()})
+        }
+    };
+    let mut table = Table::new(&[
+        "offset",
+        "seq",
+        "op",
+        "schema",
+        "_id",
+        "pages (page:image+hole)",
+        "bytes",
+        "crc",
+        "status",
+    ]);
+    let mut rows = Vec::new();
+    let mut totals = Totals::default();
+    for entry in &scan.entries {
+        match entry {
+            ScanEntry::Record(record) => {
+                if !range.contains(record.seq.0) {
+                    continue;
+                }
+                totals.records += 1;
+                totals.bytes += record.length as u64;
+                let mut page_cells = Vec::with_capacity(record.pages.len());
+                let mut page_rows = Vec::with_capacity(record.pages.len());
+                for image in &record.pages {
+                    totals.pages += 1;
+                    totals.image_bytes += image.image_bytes as u64;
+                    totals.hole_bytes += image.hole_bytes() as u64;
+                    page_cells.push(format!(
+                        "{}:{}+{}",
+                        image.page_no,
+                        image.image_bytes,
+                        image.hole_bytes()
+                    ));
+                    page_rows.push(json!({"page": image.page_no.0, "lower": image.lower, "upper": image.upper,
+                                          "image_bytes": image.image_bytes, "hole_bytes": image.hole_bytes()}));
+                }
+                let status = record.sequence_error.clone().unwrap_or_else(|| "ok".into());
+                table.row(vec![
+                    record.offset.to_string(),
+                    record.seq.to_string(),
+                    record.op.name().into(),
+                    format!("{}/{}", record.schema_id, record.schema_version),
+                    record.id.to_string(),
+                    page_cells.join(" "),
+                    record.length.to_string(),
+                    "ok".into(),
+                    status.clone(),
+                ]);
+                rows.push(json!({
+                    "offset": record.offset, "seq": record.seq.0, "op": record.op.name(),
+                    "schema_id": record.schema_id, "schema_version": record.schema_version, "_id": record.id,
+                    "pages": page_rows, "bytes": record.length, "crc": "ok", "status": status,
+                }));
+            }
+            ScanEntry::Corrupt {
+                offset,
+                skipped_bytes,
+                error,
+            } => {
+                table.row(vec![
+                    offset.to_string(),
+                    "?".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    skipped_bytes.to_string(),
+                    "BAD".into(),
+                    format!("CORRUPT: {error}"),
+                ]);
+                rows.push(json!({"offset": offset, "bytes": skipped_bytes, "crc": "BAD", "status": "corrupt",
+                                 "error": error.to_string()}));
+            }
+            ScanEntry::Torn {
+                offset,
+                bytes,
+                reason,
+            } => {
+                table.row(vec![
+                    offset.to_string(),
+                    "-".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    bytes.to_string(),
+                    "-".into(),
+                    format!("TORN TAIL: {reason}"),
+                ]);
+                rows.push(json!({"offset": offset, "bytes": bytes, "crc": null, "status": "torn", "error": reason}));
+            }
+        }
+    }
+    text.push_str(&table.render());
+    text.push_str(&format!(
+        "totals: {} records, {} bytes, {} pages logged, {} image bytes, {} hole bytes elided\n",
+        totals.records, totals.bytes, totals.pages, totals.image_bytes, totals.hole_bytes
+    ));
+    let json = json!({
+        "file": WAL_FILE,
+        "file_bytes": scan.file_bytes,
+        "header": header_json,
+        "records": rows,
+        "totals": {
+            "records": totals.records, "bytes": totals.bytes, "pages_logged": totals.pages,
+            "image_bytes": totals.image_bytes, "hole_bytes_elided": totals.hole_bytes,
+        },
+        "last_seq": scan.last_seq().0,
+        "torn_tail": scan.torn_tail().map(|(offset, bytes)| json!({"offset": offset, "bytes": bytes})).unwrap_or(Value::Null),
+    });
+    Ok(Rendered { text, json })
+}

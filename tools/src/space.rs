@@ -1,0 +1,102 @@
+//! A page space: the segment files of `data/` (document pages) or `indexes/`
+//! (B-tree nodes). Page `P` lives in segment `P / SEGMENT_PAGES` at byte
+//! `(P % SEGMENT_PAGES) * PAGE_SIZE_BYTES`; every segment file is exactly
+//! `SEGMENT_PAGES * PAGE_SIZE_BYTES` bytes. A page that is not inside a
+//! present segment file reads as `None`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aerodb_format::page::PageBytes;
+use aerodb_format::{
+    parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES,
+};
+
+use crate::files::{self, FileBytes};
+
+/// Size every segment file must have.
+pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
+
+/// One segment file.
+pub struct Segment {
+    pub index: u64,
+    pub bytes: FileBytes,
+}
+
+/// The segment files of one page space.
+pub struct PageSpace {
+    /// `data` or `indexes`.
+    pub dir_name: &'static str,
+    /// False when the folder itself is missing.
+    pub folder_exists: bool,
+    pub segments: BTreeMap<u64, Segment>,
+    /// Files in the folder that are not segment files (relative names).
+    pub stray_files: Vec<String>,
+    /// Segment files that could not be read: (relative name, reason).
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl PageSpace {
+    /// Opens every segment file of `root/dir_name`.
+    pub fn open(root: &Path, dir_name: &'static str, allow_map: bool) -> PageSpace {
+        let mut space = PageSpace {
+            dir_name,
+            folder_exists: false,
+            segments: BTreeMap::new(),
+            stray_files: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        let folder = root.join(dir_name);
+        let Ok(listing) = std::fs::read_dir(&folder) else {
+            return space;
+        };
+        space.folder_exists = true;
+        let mut names: Vec<String> = listing
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let relative = format!("{dir_name}/{name}");
+            let Some(index) = parse_segment_file_name(&name) else {
+                space.stray_files.push(relative);
+                continue;
+            };
+            match files::load(&folder.join(&name), allow_map) {
+                Ok(bytes) => {
+                    space.segments.insert(index, Segment { index, bytes });
+                }
+                Err(error) => space.unreadable.push((relative, error.to_string())),
+            }
+        }
+        space
+    }
+
+    /// The page, if its segment file is present and long enough.
+    pub fn page(&self, page_no: PageNo) -> Option<&PageBytes> {
+        let segment = self.segments.get(&page_no.segment())?;
+        let start = usize::try_from(page_no.offset_in_segment()).ok()?;
+        segment
+            .bytes
+            .get(start..start + PAGE_SIZE_BYTES)?
+            .try_into()
+            .ok()
+    }
+
+    /// Relative name of the segment file holding `page_no`.
+    pub fn file_of(&self, page_no: PageNo) -> String {
+        format!("{}/{}", self.dir_name, segment_file_name(page_no.segment()))
+    }
+
+    /// Every page number inside the present segment files, in order.
+    pub fn page_numbers(&self) -> impl Iterator<Item = PageNo> + '_ {
+        self.segments
+            .keys()
+            .flat_map(|&index| (index * SEGMENT_PAGES..(index + 1) * SEGMENT_PAGES).map(PageNo))
+    }
+
+    /// Number of pages the present segment files have room for.
+    pub fn page_capacity(&self) -> u64 {
+        self.segments.len() as u64 * SEGMENT_PAGES
+    }
+}

@@ -1,0 +1,348 @@
+//! Checks of the small files: MANIFEST, the frozen config, the schema files
+//! against their recorded hashes, and `metadata/state.json`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use aerodb_format::config::Config;
+use aerodb_format::manifest::Manifest;
+use aerodb_format::schema::Schema;
+
+use crate::database::{
+    Database, FROZEN_CONFIG_FILE, MANIFEST_FILE, SCHEMAS_DIR, SCHEMA_HASHES_FILE, STATE_FILE,
+    WAL_FILE,
+};
+use crate::files::{read_small, SmallFileError};
+use crate::verify::report::{Location, Report};
+
+/// Schemas by `(schema_id, schema_version)`.
+pub type Schemas = BTreeMap<(String, String), Schema>;
+
+/// MANIFEST decodes. Returns it when it does.
+pub fn check_manifest(database: &Database, report: &mut Report) -> Option<Manifest> {
+    report.count("manifest", 1);
+    let bytes = match read_small(&database.path(MANIFEST_FILE)) {
+        Ok(bytes) => bytes,
+        Err(SmallFileError::Missing) => {
+            report.problem(
+                Location::file(MANIFEST_FILE),
+                "MANIFEST is missing (not an initialised data directory)",
+            );
+            return None;
+        }
+        Err(error) => {
+            report.problem(Location::file(MANIFEST_FILE), format!("MANIFEST {error}"));
+            return None;
+        }
+    };
+    match Manifest::decode(&bytes) {
+        Ok(manifest) => Some(manifest),
+        Err(error) => {
+            report.problem(
+                Location::at(MANIFEST_FILE, error.offset as u64),
+                format!("MANIFEST does not decode: {error}"),
+            );
+            None
+        }
+    }
+}
+
+/// `metadata/config.json` parses and holds the config file's values.
+pub fn check_frozen_config(database: &Database, report: &mut Report) {
+    let location = Location::file(FROZEN_CONFIG_FILE);
+    let bytes = match read_small(&database.path(FROZEN_CONFIG_FILE)) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            report.problem(location, format!("frozen config: {error}"));
+            return;
+        }
+    };
+    let frozen = match Config::parse(&bytes) {
+        Ok(frozen) => frozen,
+        Err(error) => {
+            report.problem(
+                location,
+                format!("frozen config does not parse: {}", error.message),
+            );
+            return;
+        }
+    };
+    let current = &database.config;
+    let differences = [
+        (
+            "data_dir",
+            frozen.data_dir.clone(),
+            current.data_dir.clone(),
+        ),
+        (
+            "wal_sync_mode",
+            frozen.wal_sync_mode.clone(),
+            current.wal_sync_mode.clone(),
+        ),
+        (
+            "max_wal_size_bytes",
+            frozen.max_wal_size_bytes.to_string(),
+            current.max_wal_size_bytes.to_string(),
+        ),
+        (
+            "max_memory_bytes",
+            frozen.max_memory_bytes.to_string(),
+            current.max_memory_bytes.to_string(),
+        ),
+    ];
+    for (field, old, new) in differences {
+        if old != new {
+            report.problem(
+                location.clone(),
+                format!(
+                    "config field {field} differs from its frozen value: frozen {old}, config file {new} \
+                     (a start fails with AERO_CONFIG_IMMUTABLE)"
+                ),
+            );
+        }
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Reads `metadata/schema_hashes.json`: `None` when it is missing.
+fn read_hashes(database: &Database, report: &mut Report) -> Option<BTreeMap<String, String>> {
+    let location = Location::file(SCHEMA_HASHES_FILE);
+    let bytes = match read_small(&database.path(SCHEMA_HASHES_FILE)) {
+        Ok(bytes) => bytes,
+        Err(SmallFileError::Missing) => return None,
+        Err(error) => {
+            report.problem(location, format!("schema hashes: {error}"));
+            return Some(BTreeMap::new());
+        }
+    };
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else {
+        report.problem(location, "schema hashes file is not a JSON object");
+        return Some(BTreeMap::new());
+    };
+    let mut hashes = BTreeMap::new();
+    for (name, hash) in object {
+        match hash {
+            Value::String(hash)
+                if hash.len() == 64
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                hashes.insert(name, hash);
+            }
+            other => report.problem(
+                location.clone(),
+                format!("entry {name:?} is not a lowercase SHA-256 hex string: {other}"),
+            ),
+        }
+    }
+    Some(hashes)
+}
+
+/// Every schema file parses, is named `<schema_id>_<schema_version>.json`
+/// and matches its recorded hash; every recorded hash has its file.
+pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
+    let mut schemas = Schemas::new();
+    let hashes = read_hashes(database, report);
+    let names: Vec<String> = match std::fs::read_dir(database.path(SCHEMAS_DIR)) {
+        Ok(listing) => {
+            let mut names: Vec<String> = listing
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+        Err(error) => {
+            report.problem(
+                Location::file(SCHEMAS_DIR),
+                format!("schema folder cannot be read: {error}"),
+            );
+            Vec::new()
+        }
+    };
+    if hashes.is_none() && !names.is_empty() {
+        report.problem(
+            Location::file(SCHEMA_HASHES_FILE),
+            "schema hashes file is missing while schema files exist",
+        );
+    }
+    let hashes = hashes.unwrap_or_default();
+    for name in &names {
+        let relative = format!("{SCHEMAS_DIR}/{name}");
+        let location = Location::file(&relative);
+        if !name.ends_with(".json") {
+            report.note(location, "not a schema file (no .json suffix); ignored");
+            continue;
+        }
+        report.count("schema_files", 1);
+        let bytes = match read_small(&database.path(&relative)) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                report.problem(location, format!("schema file {error}"));
+                continue;
+            }
+        };
+        let hash = sha256_hex(&bytes);
+        match hashes.get(name) {
+            None => report.problem(location.clone(), format!("no hash is recorded for this schema file in {SCHEMA_HASHES_FILE}")),
+            Some(recorded) if *recorded != hash => report.problem(
+                location.clone(),
+                format!("content hash {hash} differs from the recorded {recorded}: the file was changed (AERO_SCHEMA_IMMUTABLE)"),
+            ),
+            Some(_) => {}
+        }
+        let schema = match Schema::parse(&bytes) {
+            Ok(schema) => schema,
+            Err(error) => {
+                report.problem(
+                    location,
+                    format!("schema file does not parse: {error} (AERO_SCHEMA_INVALID)"),
+                );
+                continue;
+            }
+        };
+        let expected_name = format!("{}_{}.json", schema.schema_id, schema.schema_version);
+        if *name != expected_name {
+            report.problem(
+                location.clone(),
+                format!("file name should be {expected_name} (its schema_id and schema_version)"),
+            );
+        }
+        let key = (schema.schema_id.clone(), schema.schema_version.clone());
+        if schemas.contains_key(&key) {
+            report.problem(
+                location,
+                format!("a second file defines schema {}/{}", key.0, key.1),
+            );
+            continue;
+        }
+        schemas.insert(key, schema);
+    }
+    for name in hashes.keys() {
+        if !names.contains(name) {
+            report.problem(
+                Location::file(SCHEMA_HASHES_FILE),
+                format!("a hash is recorded for {name}, but {SCHEMAS_DIR}/{name} is missing"),
+            );
+        }
+    }
+    schemas
+}
+
+/// What `metadata/state.json` is compared with.
+pub struct StateExpectations {
+    pub last_seq: u64,
+    pub wal_bytes: u64,
+    pub documents: u64,
+    /// Size of the document space: highest page the WAL wrote, plus one.
+    pub document_pages: u64,
+}
+
+/// `metadata/state.json` agrees with the WAL and the documents (after a
+/// clean shutdown); without the marker, it must at least not be ahead of the WAL.
+pub fn check_state(
+    database: &Database,
+    clean: bool,
+    expected: &StateExpectations,
+    report: &mut Report,
+) {
+    let location = Location::file(STATE_FILE);
+    let bytes = match read_small(&database.path(STATE_FILE)) {
+        Ok(bytes) => bytes,
+        Err(SmallFileError::Missing) if !clean => return,
+        Err(error) => {
+            report.problem(
+                location,
+                format!("state file (needed after a clean shutdown): {error}"),
+            );
+            return;
+        }
+    };
+    let Ok(Value::Object(state)) = serde_json::from_slice::<Value>(&bytes) else {
+        report.problem(location, "state file is not a JSON object");
+        return;
+    };
+    for key in state.keys() {
+        if !matches!(
+            key.as_str(),
+            "last_seq" | "wal_bytes" | "documents" | "document_pages"
+        ) {
+            report.problem(location.clone(), format!("unknown field {key:?}"));
+        }
+    }
+    let field = |name: &str, report: &mut Report| -> Option<u64> {
+        match state.get(name) {
+            Some(value) => match value.as_u64() {
+                Some(number) => Some(number),
+                None => {
+                    report.problem(
+                        location.clone(),
+                        format!("{name} is not a non-negative integer: {value}"),
+                    );
+                    None
+                }
+            },
+            None => {
+                report.problem(location.clone(), format!("{name} is missing"));
+                None
+            }
+        }
+    };
+    let last_seq = field("last_seq", report);
+    if !clean {
+        if let Some(last_seq) = last_seq.filter(|&seq| seq > expected.last_seq) {
+            report.problem(
+                location,
+                format!(
+                    "last_seq {last_seq} is past the WAL's last sequence number {}",
+                    expected.last_seq
+                ),
+            );
+        }
+        return;
+    }
+    if let Some(last_seq) = last_seq.filter(|&seq| seq != expected.last_seq) {
+        report.problem(
+            location.clone(),
+            format!("last_seq {last_seq} does not match the WAL's last sequence number {} (clean shutdown)", expected.last_seq),
+        );
+    }
+    if let Some(wal_bytes) = field("wal_bytes", report).filter(|&bytes| bytes != expected.wal_bytes)
+    {
+        report.problem(
+            location.clone(),
+            format!("wal_bytes {wal_bytes} does not match the size of {WAL_FILE}, {} bytes (clean shutdown)", expected.wal_bytes),
+        );
+    }
+    if let Some(documents) = field("documents", report).filter(|&count| count != expected.documents)
+    {
+        report.problem(
+            location.clone(),
+            format!(
+                "documents {documents} does not match the {} live documents found",
+                expected.documents
+            ),
+        );
+    }
+    if let Some(pages) =
+        field("document_pages", report).filter(|&pages| pages != expected.document_pages)
+    {
+        report.problem(
+            location,
+            format!(
+                "document_pages {pages} does not match the size of the document space, {} pages (the highest page the WAL wrote, plus one)",
+                expected.document_pages
+            ),
+        );
+    }
+}

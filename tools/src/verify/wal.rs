@@ -1,0 +1,164 @@
+//! Checks of `wal/wal.log`: the header (and its database id against the
+//! MANIFEST), every record (CRC, structure, sequence numbers from 1 growing by
+//! exactly 1), every page image (a sealed document-space page), and the torn
+//! tail. Builds the map of each page's last image, which the page checks use.
+
+use std::collections::BTreeMap;
+
+use aerodb_format::manifest::Manifest;
+use aerodb_format::page::{self, PageKind};
+use aerodb_format::{PageNo, SeqNo};
+
+use crate::database::{Database, WAL_FILE};
+use crate::files::{self, FileBytes};
+use crate::verify::report::{Location, Report};
+use crate::walscan::{ImageRef, ScanEntry, WalScan};
+
+/// The last image of one page in the WAL.
+#[derive(Clone, Copy, Debug)]
+pub struct LastImage {
+    pub seq: SeqNo,
+    pub record_offset: usize,
+    pub image: ImageRef,
+}
+
+/// What the page and index checks need to know about the WAL.
+pub struct WalView {
+    pub bytes: Option<FileBytes>,
+    pub last_images: BTreeMap<PageNo, LastImage>,
+    pub last_seq: SeqNo,
+    pub file_bytes: u64,
+}
+
+impl WalView {
+    /// The full page of a last image.
+    pub fn restore(&self, last: &LastImage) -> Option<Box<page::PageBytes>> {
+        last.image.restore(self.bytes.as_deref()?).ok()
+    }
+}
+
+/// Checks the WAL; `clean` (the clean-shutdown marker exists) makes a torn
+/// tail corruption instead of a warning.
+pub fn check_wal(
+    database: &Database,
+    allow_map: bool,
+    manifest: Option<&Manifest>,
+    clean: bool,
+    report: &mut Report,
+) -> WalView {
+    let mut view = WalView {
+        bytes: None,
+        last_images: BTreeMap::new(),
+        last_seq: SeqNo(0),
+        file_bytes: 0,
+    };
+    let bytes = match files::load(&database.path(WAL_FILE), allow_map) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            report.problem(
+                Location::file(WAL_FILE),
+                format!("the WAL cannot be read: {error}"),
+            );
+            return view;
+        }
+    };
+    let scan = WalScan::scan(&bytes);
+    view.file_bytes = bytes.len() as u64;
+    report.count("wal_bytes", view.file_bytes);
+    match &scan.header {
+        Err(error) => report.problem(
+            Location::at(WAL_FILE, error.offset as u64),
+            format!("WAL header does not decode: {error} (AERO_WAL_CORRUPTION)"),
+        ),
+        Ok(header) => {
+            if let Some(manifest) =
+                manifest.filter(|manifest| manifest.database_id != header.database_id)
+            {
+                report.problem(
+                    Location::at(WAL_FILE, 16),
+                    format!(
+                        "the WAL belongs to database {}, the MANIFEST names {}",
+                        hex(&header.database_id),
+                        hex(&manifest.database_id)
+                    ),
+                );
+            }
+        }
+    }
+    for entry in &scan.entries {
+        match entry {
+            ScanEntry::Record(record) => {
+                report.count("wal_records", 1);
+                let location = Location::at(WAL_FILE, record.offset as u64);
+                if let Some(error) = &record.sequence_error {
+                    report.problem(location.clone(), format!("record seq {}: {error} (AERO_WAL_CORRUPTION)", record.seq));
+                }
+                for image in &record.pages {
+                    report.count("wal_page_images", 1);
+                    check_image(&bytes, record.seq, image, &location, report);
+                    let last = LastImage { seq: record.seq, record_offset: record.offset, image: *image };
+                    view.last_images.insert(image.page_no, last);
+                }
+            }
+            ScanEntry::Corrupt { offset, skipped_bytes, error } => report.problem(
+                Location::at(WAL_FILE, *offset as u64),
+                format!(
+                    "damaged record at offset {offset} ({error}); {skipped_bytes} bytes up to the next valid record: \
+                     corruption, not a torn tail (AERO_WAL_CORRUPTION)"
+                ),
+            ),
+            ScanEntry::Torn { offset, bytes, reason } if clean => report.problem(
+                Location::at(WAL_FILE, *offset as u64),
+                format!(
+                    "torn tail of {bytes} bytes at offset {offset} after a clean shutdown: corruption, since a clean \
+                     shutdown leaves no unacknowledged write (AERO_WAL_CORRUPTION): {reason}"
+                ),
+            ),
+            ScanEntry::Torn { offset, bytes, reason } => report.warning(
+                Location::at(WAL_FILE, *offset as u64),
+                format!("torn tail of {bytes} bytes at offset {offset} (a write that was never acknowledged): {reason}"),
+            ),
+        }
+    }
+    view.last_seq = scan.last_seq();
+    view.bytes = Some(bytes);
+    view
+}
+
+/// A logged image is a sealed page of the document space.
+fn check_image(wal: &[u8], seq: SeqNo, image: &ImageRef, location: &Location, report: &mut Report) {
+    let page_no = image.page_no;
+    let mut location = location.clone();
+    location.page = Some(page_no.0);
+    let restored = match image.restore(wal) {
+        Ok(restored) => restored,
+        Err(error) => {
+            report.problem(
+                location,
+                format!("image of page {page_no} in record seq {seq} cannot be rebuilt: {error}"),
+            );
+            return;
+        }
+    };
+    match page::verify(&restored, page_no) {
+        Err(error) => report.problem(
+            location,
+            format!("image of page {page_no} in record seq {seq} does not verify: {error}"),
+        ),
+        Ok(header) => {
+            if matches!(
+                PageKind::from_byte(header.kind),
+                Some(PageKind::BtreeLeaf | PageKind::BtreeInternal)
+            ) {
+                report.problem(
+                    location,
+                    format!("record seq {seq} logs page {page_no} as a B-tree node; only document-space pages are logged"),
+                );
+            }
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
