@@ -60,7 +60,11 @@ pub struct Database {
     indexes: Indexes,
     _lock: File,
     documents: u64,
-    document_bytes_max: BTreeMap<(String, String), u64>,
+    /// Encoded sizes of the stored documents per (schema_id, schema_version),
+    /// size → count: the planner's per-document memory bound is the largest
+    /// size stored now, so it depends on the data only, never on the history
+    /// of the process (deterministic plans across restarts).
+    document_sizes: BTreeMap<(String, String), BTreeMap<u64, u64>>,
     report: RecoveryReport,
     fatal: Option<AeroError>,
 }
@@ -190,6 +194,13 @@ impl Database {
         let mut heap = Heap::new(Pager::open(&paths.data, ErrorCode::DataCorruption)?, 0);
         recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), acknowledged_wal_bytes, &mut report)?;
         check_wal_identity(&wal, &paths, &manifest)?;
+        if let Some(state) = clean_state {
+            // Every figure a clean shutdown recorded must hold, or a damaged
+            // state file would mislead a later crash recovery.
+            if state.wal_bytes != wal.length_bytes() || state.document_pages != heap.page_count() {
+                return Err(metadata_corruption(&paths.state, format!("the last clean shutdown recorded {} WAL bytes and {} document pages; the WAL's records end at byte {} and the logged pages at page count {}", state.wal_bytes, state.document_pages, wal.length_bytes(), heap.page_count())));
+            }
+        }
 
         lifecycle.enter(State::Verifying);
         let mut verified = recovery::verify(&mut heap, &catalog, wal.last_seq(), &mut report)?;
@@ -201,6 +212,10 @@ impl Database {
         let mut indexes = open_empty_indexes(&paths)?;
         indexes.set_lsn(wal.last_seq());
         recovery::rebuild(&mut indexes, &mut verified, &mut report)?;
+        if report.torn_bytes_discarded > 0 {
+            // Only now that every check passed: a refused boot never changes the log.
+            wal.cut_tail(wal.length_bytes())?;
+        }
         write_index_directory(&paths, &indexes)?;
         if clean_state.is_some() {
             std::fs::remove_file(&paths.clean_shutdown).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.clean_shutdown, &error))?;
@@ -209,7 +224,7 @@ impl Database {
         log::info("recovery", "report", &report_fields(&report));
         let database = Database {
             documents: verified.documents,
-            document_bytes_max: std::mem::take(&mut verified.document_bytes_max),
+            document_sizes: std::mem::take(&mut verified.document_sizes),
             config,
             lifecycle,
             catalog,
@@ -335,7 +350,7 @@ impl Database {
 
     fn plan(&self, schema: &Schema, request: &Map<String, Value>) -> Result<Plan> {
         let parsed = query::parse_query(schema, request)?;
-        let document_bytes_max = self.document_bytes_max.get(&(schema.schema_id.clone(), schema.schema_version.clone())).copied().unwrap_or(0);
+        let document_bytes_max = self.document_sizes.get(&(schema.schema_id.clone(), schema.schema_version.clone())).and_then(|sizes| sizes.keys().next_back()).copied().unwrap_or(0);
         query::plan(schema, parsed, &self.indexes, document_bytes_max, self.config.values.max_memory_bytes)
     }
 
@@ -393,7 +408,7 @@ impl Database {
             insert_keys(indexes, schema, &keys, locator)
         })?;
         self.documents += 1;
-        self.note_document_size(schema, record.len());
+        self.note_document_size(&schema.schema_id, &schema.schema_version, record.len(), true);
         Ok(())
     }
 
@@ -404,6 +419,7 @@ impl Database {
             return Err(AeroError::new(ErrorCode::WriteNotFound, format!("no document with _id {id} in {}", schema.schema_id)).detail("_id", id));
         };
         let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
+        let old_size = self.heap.read_record(old_locator)?.len();
         let old_keys = index_keys(&old_schema, &old_body)?;
         let new_keys = index_keys(schema, &body)?;
         let mut plan = self.heap.new_plan();
@@ -412,7 +428,8 @@ impl Database {
             remove_keys(indexes, &old_schema, &old_keys)?;
             insert_keys(indexes, schema, &new_keys, locator)
         })?;
-        self.note_document_size(schema, record.len());
+        self.note_document_size(&old_schema.schema_id, &old_schema.schema_version, old_size, false);
+        self.note_document_size(&schema.schema_id, &schema.schema_version, record.len(), true);
         Ok(())
     }
 
@@ -422,11 +439,13 @@ impl Database {
             return Ok(());
         };
         let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
+        let old_size = self.heap.read_record(old_locator)?.len();
         let old_keys = index_keys(&old_schema, &old_body)?;
         let mut plan = self.heap.new_plan();
         self.heap.plan_delete(&mut plan, old_locator)?;
         self.commit(plan, WalOp::Delete, schema, id, |indexes| remove_keys(indexes, &old_schema, &old_keys))?;
         self.documents -= 1;
+        self.note_document_size(&old_schema.schema_id, &old_schema.schema_version, old_size, false);
         Ok(())
     }
 
@@ -449,9 +468,22 @@ impl Database {
         Ok(())
     }
 
-    fn note_document_size(&mut self, schema: &Schema, bytes: usize) {
-        let largest = self.document_bytes_max.entry((schema.schema_id.clone(), schema.schema_version.clone())).or_default();
-        *largest = (*largest).max(bytes as u64);
+    /// Counts a stored document's encoded size in (`added`) or out.
+    fn note_document_size(&mut self, schema_id: &str, schema_version: &str, bytes: usize, added: bool) {
+        let key = (schema_id.to_string(), schema_version.to_string());
+        let sizes = self.document_sizes.entry(key.clone()).or_default();
+        let count = sizes.entry(bytes as u64).or_default();
+        if added {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                sizes.remove(&(bytes as u64));
+            }
+            if sizes.is_empty() {
+                self.document_sizes.remove(&key);
+            }
+        }
     }
 
     fn warn_if_wal_large(&self) {

@@ -127,6 +127,25 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     }
     heap.pager.ensure_capacity(page_count)?;
     heap.set_page_count(page_count);
+    // A segment page that is intact (checksum and page number right) and
+    // carries a sequence number past the log's valid end was written by a
+    // record that was durable (nothing reaches a segment before its record
+    // is fsync'ed) and is now damaged or missing: an acknowledged write
+    // would be lost. Checked before replay overwrites any page.
+    for page_no in last.keys() {
+        if let Some(current) = heap.pager.page(*page_no) {
+            if let Ok(header) = page::verify(current, *page_no) {
+                if header.lsn().0 > outcome.last_seq.0 {
+                    let file = heap.pager.segment_path(*page_no);
+                    return Err(AeroError::new(ErrorCode::WalCorruption, format!("{} page {page_no} was written by WAL record {}, but the valid records of {} end at sequence {} (offset {}): a durable record is damaged or missing", file.display(), header.lsn(), path.display(), outcome.last_seq, outcome.valid_end))
+                        .detail("file", path.display().to_string())
+                        .detail("offset", outcome.valid_end)
+                        .detail("seq", outcome.last_seq.0 + 1)
+                        .detail("page", page_no.0));
+                }
+            }
+        }
+    }
     let mut image = vec![0u8; PAGE_SIZE_BYTES];
     for (page_no, location) in &last {
         let length = usize::from(location.lower) + PAGE_SIZE_BYTES - usize::from(location.upper);
@@ -151,9 +170,8 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
             crash::reach("recovery_mid_replay");
         }
     }
-    if outcome.torn_bytes > 0 {
-        wal.cut_tail(outcome.valid_end)?;
-    }
+    // The torn tail is cut by the caller once verification has passed: a
+    // boot that fails must leave the log as it found it.
     wal.set_position(outcome.valid_end, outcome.last_seq);
     report.replay_ms = started.elapsed().as_millis() as u64;
     Ok(())
@@ -226,8 +244,8 @@ pub fn index_keys(schema: &Schema, document: &Map<String, Value>) -> Result<Vec<
 #[derive(Default)]
 pub struct Verified {
     pub documents: u64,
-    /// Largest encoded document per (schema_id, schema_version).
-    pub document_bytes_max: BTreeMap<(String, String), u64>,
+    /// Encoded document sizes per (schema_id, schema_version): size → count.
+    pub document_sizes: BTreeMap<(String, String), BTreeMap<u64, u64>>,
     pub arenas: BTreeMap<TreeId, KeyArena>,
 }
 
@@ -338,8 +356,7 @@ fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8
             None => return Err(AeroError::invariant_broken("index arena missing for a loaded schema")),
         }
     }
-    let largest = verified.document_bytes_max.entry((record.schema_id, record.schema_version)).or_default();
-    *largest = (*largest).max(bytes.len() as u64);
+    *verified.document_sizes.entry((record.schema_id, record.schema_version)).or_default().entry(bytes.len() as u64).or_default() += 1;
     verified.documents += 1;
     Ok(())
 }

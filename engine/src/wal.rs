@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aerodb_format::wal::{decode_record, WalHeader, WalRecord, RECORD_MAX_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES};
+use aerodb_format::wal::{decode_record, RecordError, WalHeader, WalRecord, RECORD_MAX_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES};
 use aerodb_format::SeqNo;
 
 use crate::crash;
@@ -169,9 +169,14 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
                 records += 1;
                 offset += record.length as u64;
             }
+            Err(RecordError::Corrupt(error)) if error.field != "crc" && error.field != "length" => {
+                // The CRC matched: the record was written whole, so it is
+                // damaged (or forged), never a torn write.
+                return Err(corruption(path, offset, last_seq.0 + 1, format!("record with a valid CRC does not decode: {error}")));
+            }
             Err(error) => {
                 let reason = format!("{error:?}");
-                if let Some((found_at, found_seq)) = find_valid_record_after(&mut window, offset, last_seq).map_err(read_error)? {
+                if let Some((found_at, found_seq)) = find_valid_record_after(&mut window, offset).map_err(read_error)? {
                     return Err(corruption(path, offset, last_seq.0 + 1, format!("damaged record ({reason}) with a valid record (sequence {found_seq}) after it at offset {found_at}")));
                 }
                 break;
@@ -182,15 +187,13 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
 }
 
 /// Looks for a record that decodes, at any byte offset after `offset`.
-fn find_valid_record_after(window: &mut Window<'_>, offset: u64, last_seq: SeqNo) -> std::io::Result<Option<(u64, u64)>> {
+fn find_valid_record_after(window: &mut Window<'_>, offset: u64) -> std::io::Result<Option<(u64, u64)>> {
     let mut candidate = offset + 1;
     while candidate + 16 <= window.length {
         let bytes = window.at(candidate)?;
-        let plausible = bytes[4] == RECORD_TYPE_PAGE_WRITE && (1..=3).contains(&bytes[5]) && {
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&bytes[8..16]);
-            u64::from_le_bytes(seq) > last_seq.0
-        };
+        // A cheap filter before the CRC: record type and op bytes. Any
+        // valid record counts, whatever its sequence number.
+        let plausible = bytes[4] == RECORD_TYPE_PAGE_WRITE && (1..=3).contains(&bytes[5]);
         if plausible {
             if let Ok(record) = decode_record(bytes) {
                 return Ok(Some((candidate, record.seq.0)));

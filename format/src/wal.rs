@@ -283,7 +283,7 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
         pos = start + image_length;
     }
     if pos != body.len() {
-        return Err(error("length", pos, format!("{} bytes left over after the last page image", body.len() - pos)));
+        return Err(error("page images", pos, format!("{} bytes left over after the last page image", body.len() - pos)));
     }
     let [schema_id, schema_version]: [String; 2] = names.try_into().map_err(|_| error("schema", RECORD_FIXED_BYTES, "missing names".into()))?;
     Ok(WalRecord { seq, op, schema_id, schema_version, id, pages, length })
