@@ -93,7 +93,7 @@ fn print_response(cli: &Cli, response: &Value) -> bool {
 }
 
 fn init(cli: &Cli) -> u8 {
-    match aerodb_engine::init(&cli.config) {
+    match aerodb_engine::init(&cli.config).map_err(|error| error.with_severity(aerodb_engine::Severity::Fatal)) {
         Ok(()) => {
             let data_dir = config::load(&cli.config).map(|config| config.paths.root.display().to_string()).unwrap_or_default();
             print_response(cli, &json!({"status": "ok", "data": {"data_dir": data_dir}}));
@@ -134,7 +134,7 @@ enum Message {
 }
 
 /// Reads stdin on its own thread so a signal can end the wait for input.
-fn spawn_reader(sender: mpsc::Sender<Message>) {
+fn spawn_reader(sender: mpsc::SyncSender<Message>) {
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut reader = RequestReader::new(stdin.lock());
@@ -152,7 +152,7 @@ fn spawn_reader(sender: mpsc::Sender<Message>) {
     });
 }
 
-fn spawn_signal_listener(sender: mpsc::Sender<Message>) -> std::io::Result<()> {
+fn spawn_signal_listener(sender: mpsc::SyncSender<Message>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::spawn(move || {
@@ -164,13 +164,15 @@ fn spawn_signal_listener(sender: mpsc::Sender<Message>) -> std::io::Result<()> {
 }
 
 fn serve(cli: &Cli, mode: Mode) -> u8 {
-    let (sender, receiver) = mpsc::channel();
+    // Bounded: the reader thread parses at most one request ahead.
+    let (sender, receiver) = mpsc::sync_channel(1);
     if let Err(error) = spawn_signal_listener(sender.clone()) {
         return report_fatal(&AeroError::new(ErrorCode::InternalInvariant, format!("cannot install signal handlers: {error}")));
     }
     let mut database = match Database::open(&cli.config) {
         Ok(database) => database,
-        Err(error) => return report_fatal(&error),
+        // Every boot failure stops the process: report it as FATAL.
+        Err(error) => return report_fatal(&error.with_severity(aerodb_engine::Severity::Fatal)),
     };
     spawn_reader(sender);
     let mut failed = false;

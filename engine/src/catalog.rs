@@ -164,14 +164,22 @@ fn printable(text: &str) -> String {
     }
 }
 
-/// `aerodb schema add`: validates a schema file and installs it under its
-/// canonical name. The same content again is a no-op (returns false); a
-/// different content for an existing version is `AERO_SCHEMA_IMMUTABLE`.
+/// `aerodb schema add`: validates a schema file, installs it under its
+/// canonical name and records its hash. The same content again is a no-op
+/// (returns false); a different content for an existing or recorded
+/// version is `AERO_SCHEMA_IMMUTABLE`.
 pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
     let reject = |error: AeroError| error.with_severity(Severity::Reject);
     let bytes = std::fs::read(source).map_err(|error| reject(io_error(ErrorCode::SchemaInvalid, "cannot read schema file", source, &error)))?;
     let schema = Schema::parse(&bytes).map_err(|error| reject(invalid(source, error)))?;
-    let target = paths.schemas.join(file_name(&schema.schema_id, &schema.schema_version));
+    let name = file_name(&schema.schema_id, &schema.schema_version);
+    let target = paths.schemas.join(&name);
+    let mut hashes = read_hashes(paths)?;
+    let hash = sha256_hex(&bytes);
+    if hashes.get(&name).is_some_and(|recorded| *recorded != hash) {
+        return Err(reject(AeroError::new(ErrorCode::SchemaImmutable, format!("schema {} version {} was recorded with different content (sha256 {}); schema versions are immutable", schema.schema_id, schema.schema_version, hashes[&name]))
+            .detail("file", target.display().to_string())));
+    }
     match std::fs::read(&target) {
         Ok(existing) if existing == bytes => return Ok((schema, false)),
         Ok(_) => {
@@ -182,5 +190,8 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &target, &error)),
     }
     write_atomic(&target, &bytes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &target, &error))?;
+    // Record the content hash now, so an edit before the next start is caught.
+    hashes.insert(name, hash);
+    write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
     Ok((schema, true))
 }

@@ -58,6 +58,16 @@ impl Paths {
     }
 }
 
+/// Drops `.` components (`././data` → `data`); `..` is kept as written.
+fn without_current_dir(path: &Path) -> PathBuf {
+    let cleaned: PathBuf = path.components().filter(|component| !matches!(component, std::path::Component::CurDir)).collect();
+    if cleaned.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        cleaned
+    }
+}
+
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<EngineConfig> {
     let bytes = std::fs::read(path).map_err(|error| {
@@ -76,7 +86,7 @@ pub fn load(path: &Path) -> Result<EngineConfig> {
     })?;
     let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let data_dir = Path::new(&values.data_dir);
-    let root = if data_dir.is_absolute() { data_dir.to_path_buf() } else { folder.join(data_dir) };
+    let root = if data_dir.is_absolute() { data_dir.to_path_buf() } else { without_current_dir(&folder.join(data_dir)) };
     Ok(EngineConfig { values, config_path: path.to_path_buf(), paths: Paths::new(root) })
 }
 
@@ -90,7 +100,7 @@ mod tests {
         let path = folder.path().join("aerodb.json");
         std::fs::write(&path, r#"{"data_dir": "./data"}"#).unwrap();
         let config = load(&path).unwrap();
-        assert_eq!(config.paths.root, folder.path().join("./data"));
+        assert_eq!(config.paths.root, folder.path().join("data"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use aerodb_format::document::encode_record;
@@ -191,9 +192,10 @@ impl Database {
             None => Box::new(OsFile::open(&paths.wal).map_err(|error| io_error(ErrorCode::WalCorruption, "cannot open WAL", &paths.wal, &error))?),
         };
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
+        // Before replay touches a segment: the log must belong to this database.
+        check_wal_identity(&wal, &paths, &manifest)?;
         let mut heap = Heap::new(Pager::open(&paths.data, ErrorCode::DataCorruption)?, 0);
         recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), acknowledged_wal_bytes, &mut report)?;
-        check_wal_identity(&wal, &paths, &manifest)?;
         if let Some(state) = clean_state {
             // Every figure a clean shutdown recorded must hold, or a damaged
             // state file would mislead a later crash recovery.
@@ -315,13 +317,13 @@ impl Database {
         };
         if let Some(field) = request.keys().find(|key| !allowed.contains(&key.as_str())) {
             let shown: String = field.chars().take(64).collect();
-            return Err(AeroError::new(ErrorCode::QueryInvalid, format!("field '{shown}' is not allowed in a {op} request")).detail("field", shown));
+            return Err(AeroError::new(ErrorCode::QueryInvalid, format!("field '{shown}' is not allowed in a request of op {op}")).detail("field", shown));
         }
         let schema = self.catalog.resolve(request.get("schema_id"), request.get("schema_version"))?.clone();
         match op {
             "insert" | "update" => {
                 let Some(document) = request.get("document") else {
-                    return Err(AeroError::new(ErrorCode::QueryInvalid, format!("a {op} request needs a document")));
+                    return Err(AeroError::new(ErrorCode::QueryInvalid, format!("a request of op {op} needs a document")));
                 };
                 if op == "insert" {
                     self.insert(&schema, document)?;
@@ -539,7 +541,7 @@ fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)
 }
 
 fn take_lock(paths: &Paths) -> Result<File> {
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&paths.lock).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&paths.lock).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display())).detail("data_dir", paths.root.display().to_string())),
@@ -557,9 +559,15 @@ fn check_frozen_config(paths: &Paths, values: &Config) -> Result<()> {
 }
 
 fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<()> {
-    let mut header = [0u8; aerodb_format::wal::WAL_HEADER_BYTES];
+    let length = wal.file().len().unwrap_or(0).min(aerodb_format::wal::WAL_HEADER_BYTES as u64);
+    let mut header = vec![0u8; length as usize];
     wal.read_at(0, &mut header)?;
-    let decoded = WalHeader::decode(&header).map_err(|error| AeroError::new(ErrorCode::WalCorruption, format!("{}: {error}", paths.wal.display())))?;
+    let decoded = WalHeader::decode(&header).map_err(|error| {
+        AeroError::new(ErrorCode::WalCorruption, format!("{}: bad WAL header: {error}", paths.wal.display()))
+            .detail("file", paths.wal.display().to_string())
+            .detail("offset", error.offset as u64)
+            .detail("seq", 0)
+    })?;
     if decoded.database_id != manifest.database_id {
         return Err(AeroError::new(ErrorCode::WalCorruption, format!("{} belongs to another database (its database id differs from MANIFEST's)", paths.wal.display())).detail("file", paths.wal.display().to_string()).detail("offset", 16));
     }

@@ -26,7 +26,7 @@ use crate::heap::Heap;
 pub const QUERY_LIMIT_MAX: u64 = 10_000;
 /// Largest number of index entries a plan may visit.
 pub const QUERY_SCAN_MAX: u64 = 1_000_000;
-/// Bytes one in-memory sort entry can take at most (key, locator, bookkeeping).
+/// Bytes of bookkeeping per buffered document at most (sort key, `_id` key).
 pub const SORT_ENTRY_BYTES_MAX: u64 = KEY_BYTES_MAX as u64 + 64;
 
 fn invalid(message: impl Into<String>) -> AeroError {
@@ -143,6 +143,11 @@ fn key_value_for(field: &str, field_type: &FieldType, value: &Value, numeric_onl
     }
     match (field_type, value) {
         (FieldType::Int, Value::Number(number)) if number.is_i64() => Ok(KeyValue::Int(number.as_i64().unwrap_or_default())),
+        // An integer for a float field must be exactly representable, as in documents.
+        (FieldType::Float, Value::Number(number)) if !number.is_f64() => match number.as_i64() {
+            Some(int) if (int as f64) as i128 == i128::from(int) && (int as f64).abs() < 9.3e18 => Ok(KeyValue::Float(int as f64)),
+            _ => Err(wrong()),
+        },
         (FieldType::Float, Value::Number(number)) => number.as_f64().filter(|float| float.is_finite()).map(KeyValue::Float).ok_or_else(wrong),
         (FieldType::String, Value::String(text)) => Ok(KeyValue::String(text.clone())),
         (FieldType::Bool, Value::Bool(flag)) => Ok(KeyValue::Bool(*flag)),
@@ -360,9 +365,11 @@ pub fn plan(schema: &Schema, query: Query, indexes: &Indexes, document_bytes_max
     // does a descending one on `_id`, whose values never tie.
     let stops_at_limit = scan_type == ScanType::IndexScan && !has_residual && (!descending || index == "_id");
     let max_scan = if stops_at_limit { range_entries.min(query.limit) } else { range_entries };
+    // The executor holds at most 2 x limit documents while it sorts (it
+    // sorts and cuts whenever the buffer fills), and `limit` otherwise.
     let results_max = max_scan.min(query.limit);
-    let sort_buffer_bytes = if index_order { 0 } else { max_scan.saturating_mul(SORT_ENTRY_BYTES_MAX) };
-    let memory_bytes_max = results_max.saturating_mul(document_bytes_max).saturating_add(sort_buffer_bytes);
+    let buffered_max = if query.sort.is_some() { max_scan.min(2 * query.limit) } else { results_max };
+    let memory_bytes_max = buffered_max.saturating_mul(document_bytes_max.saturating_add(SORT_ENTRY_BYTES_MAX));
     if max_scan > QUERY_SCAN_MAX {
         return Err(AeroError::new(ErrorCode::QueryUnbounded, format!("the plan could visit {max_scan} index entries, over the limit of {QUERY_SCAN_MAX}"))
             .invariant("Q2")
@@ -474,6 +481,10 @@ impl Plan {
                 _ => Vec::new(),
             };
             let id_key = document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default();
+            // Keep at most 2 x limit documents: sort and cut when full.
+            if self.query.sort.is_some() && matches.len() >= 2 * limit {
+                self.sort_and_cut(&mut matches, limit);
+            }
             if self.index_order && matches.len() >= limit {
                 // A descending scan keeps reading the last group of equal sort
                 // values so that ties can be ordered by _id ascending.
@@ -483,6 +494,12 @@ impl Plan {
             }
             matches.push((sort_key, id_key, document));
         }
+        self.sort_and_cut(&mut matches, limit);
+        Ok(matches.into_iter().map(|(_, _, document)| Value::Object(document)).collect())
+    }
+
+    /// Orders matches by the sort (ties by `_id` ascending) and keeps `limit`.
+    fn sort_and_cut(&self, matches: &mut Vec<(Vec<u8>, Vec<u8>, Map<String, Value>)>, limit: usize) {
         if let Some(sort) = &self.query.sort {
             matches.sort_by(|left, right| {
                 let by_value = match sort.order {
@@ -493,7 +510,6 @@ impl Plan {
             });
         }
         matches.truncate(limit);
-        Ok(matches.into_iter().map(|(_, _, document)| Value::Object(document)).collect())
     }
 }
 

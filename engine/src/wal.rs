@@ -175,7 +175,10 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
                 return Err(corruption(path, offset, last_seq.0 + 1, format!("record with a valid CRC does not decode: {error}")));
             }
             Err(error) => {
-                let reason = format!("{error:?}");
+                let reason = match &error {
+                    RecordError::Incomplete { needed, available } => format!("record needs {needed} bytes, {available} remain"),
+                    RecordError::Corrupt(error) => error.to_string(),
+                };
                 if let Some((found_at, found_seq)) = find_valid_record_after(&mut window, offset).map_err(read_error)? {
                     return Err(corruption(path, offset, last_seq.0 + 1, format!("damaged record ({reason}) with a valid record (sequence {found_seq}) after it at offset {found_at}")));
                 }
