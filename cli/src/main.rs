@@ -109,7 +109,10 @@ fn schema_add(cli: &Cli, file: &Path) -> u8 {
         Err(error) => return report_fatal(&error),
     };
     if !config.paths.manifest.exists() {
-        let error = AeroError::new(ErrorCode::StorageUninitialized, format!("no database at {} (run `aerodb init` first)", config.paths.root.display()));
+        let error = AeroError::new(
+            ErrorCode::StorageUninitialized,
+            format!("no database at {} (run `aerodb init` first)", config.paths.root.display()),
+        );
         return report_fatal(&error);
     }
     match catalog::install(&config.paths, file) {

@@ -97,7 +97,10 @@ impl Indexes {
     }
 
     fn page(&self, page_no: PageNo) -> Result<&PageBytes> {
-        self.pager.page(page_no).filter(|_| page_no.0 < self.page_count).ok_or_else(|| broken(format!("index page {page_no} does not exist")))
+        self.pager
+            .page(page_no)
+            .filter(|_| page_no.0 < self.page_count)
+            .ok_or_else(|| broken(format!("index page {page_no} does not exist")))
     }
 
     fn page_mut(&mut self, page_no: PageNo) -> Result<&mut PageBytes> {
@@ -150,11 +153,17 @@ impl Indexes {
         let mut tree = self.get_tree(id)?;
         let (leaf, path) = self.descend(tree, key)?;
         let position = match btree::search(self.page(leaf)?, key) {
-            Ok(_) => return Err(AeroError::invariant_broken(format!("duplicate key in index {}.{}", id.schema_id, id.field)).invariant("I2")),
+            Ok(_) => {
+                return Err(AeroError::invariant_broken(format!("duplicate key in index {}.{}", id.schema_id, id.field)).invariant("I2"))
+            }
             Err(position) => position,
         };
         let value = locator.to_bytes();
-        let mut pending = if btree::insert_entry(self.page_mut(leaf)?, position, key, &value) { None } else { Some(self.split_insert(leaf, position, key, &value)?) };
+        let mut pending = if btree::insert_entry(self.page_mut(leaf)?, position, key, &value) {
+            None
+        } else {
+            Some(self.split_insert(leaf, position, key, &value)?)
+        };
         self.seal(leaf)?;
         let mut child = leaf;
         for &(parent, index) in path.iter().rev() {
@@ -525,7 +534,13 @@ impl Indexes {
             let prev = if position == 0 { PageNo::NONE } else { leaves[position - 1] };
             let next = leaves.get(position + 1).copied().unwrap_or(PageNo::NONE);
             if header.prev() != prev || header.next() != next {
-                return Err(broken(format!("leaf {leaf} has sibling links {}/{} but its neighbours are {}/{}", header.prev().0, header.next().0, prev.0, next.0)));
+                return Err(broken(format!(
+                    "leaf {leaf} has sibling links {}/{} but its neighbours are {}/{}",
+                    header.prev().0,
+                    header.next().0,
+                    prev.0,
+                    next.0
+                )));
             }
         }
         if total != tree.entries {

@@ -32,7 +32,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn invalid(path: &Path, problem: impl std::fmt::Display) -> AeroError {
-    AeroError::new(ErrorCode::SchemaInvalid, format!("schema file {}: {problem}", path.display())).detail("file", path.display().to_string())
+    AeroError::new(ErrorCode::SchemaInvalid, format!("schema file {}: {problem}", path.display()))
+        .detail("file", path.display().to_string())
 }
 
 /// Parses a schema file and checks its name against its contents.
@@ -41,7 +42,10 @@ pub fn parse_schema_file(path: &Path, bytes: &[u8]) -> Result<Schema> {
     let expected = file_name(&schema.schema_id, &schema.schema_version);
     let actual = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     if actual != expected {
-        return Err(invalid(path, format!("holds schema {} version {} and must be named {expected}", schema.schema_id, schema.schema_version)));
+        return Err(invalid(
+            path,
+            format!("holds schema {} version {} and must be named {expected}", schema.schema_id, schema.schema_version),
+        ));
     }
     Ok(schema)
 }
@@ -53,7 +57,8 @@ fn read_hashes(paths: &Paths) -> Result<BTreeMap<String, String>> {
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &paths.schema_hashes, &error)),
     };
     let corrupt = |reason: &str| {
-        AeroError::new(ErrorCode::MetadataCorruption, format!("{}: {reason}", paths.schema_hashes.display())).detail("file", paths.schema_hashes.display().to_string())
+        AeroError::new(ErrorCode::MetadataCorruption, format!("{}: {reason}", paths.schema_hashes.display()))
+            .detail("file", paths.schema_hashes.display().to_string())
     };
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else {
         return Err(corrupt("not a JSON object"));
@@ -85,7 +90,8 @@ impl Catalog {
         let mut changed = false;
         let mut catalog = Catalog::default();
         let mut names = Vec::new();
-        let entries = std::fs::read_dir(&paths.schemas).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?;
+        let entries = std::fs::read_dir(&paths.schemas)
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?;
         for entry in entries {
             let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?;
             names.push(entry.file_name().to_string_lossy().into_owned());
@@ -101,20 +107,31 @@ impl Catalog {
             let hash = sha256_hex(&bytes);
             match hashes.get(name) {
                 Some(recorded) if *recorded != hash => {
-                    return Err(AeroError::new(ErrorCode::SchemaImmutable, format!("schema file {} changed after it was first loaded (recorded sha256 {recorded}, now {hash})", path.display()))
-                        .detail("file", path.display().to_string()));
+                    return Err(AeroError::new(
+                        ErrorCode::SchemaImmutable,
+                        format!(
+                            "schema file {} changed after it was first loaded (recorded sha256 {recorded}, now {hash})",
+                            path.display()
+                        ),
+                    )
+                    .detail("file", path.display().to_string()));
                 }
                 Some(_) => {}
                 None => {
                     hashes.insert(name.clone(), hash);
                     changed = true;
-                    log::info("catalog", "schema_recorded", &[("schema_id", schema.schema_id.clone().into()), ("schema_version", schema.schema_version.clone().into())]);
+                    log::info(
+                        "catalog",
+                        "schema_recorded",
+                        &[("schema_id", schema.schema_id.clone().into()), ("schema_version", schema.schema_version.clone().into())],
+                    );
                 }
             }
             catalog.schemas.entry(schema.schema_id.clone()).or_default().insert(schema.schema_version.clone(), Arc::new(schema));
         }
         if changed {
-            write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
+            write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes())
+                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
         }
         Ok(catalog)
     }
@@ -128,7 +145,8 @@ impl Catalog {
             return Err(AeroError::new(ErrorCode::SchemaRequired, "schema_id and schema_version must be strings"));
         };
         let Some(versions) = self.schemas.get(schema_id.as_str()) else {
-            return Err(AeroError::new(ErrorCode::UnknownSchema, format!("unknown schema '{}'", printable(schema_id))).detail("schema_id", printable(schema_id)));
+            return Err(AeroError::new(ErrorCode::UnknownSchema, format!("unknown schema '{}'", printable(schema_id)))
+                .detail("schema_id", printable(schema_id)));
         };
         versions.get(schema_version.as_str()).ok_or_else(|| {
             AeroError::new(ErrorCode::UnknownSchemaVersion, format!("schema '{schema_id}' has no version '{}'", printable(schema_version)))
@@ -170,21 +188,40 @@ fn printable(text: &str) -> String {
 /// version is `AERO_SCHEMA_IMMUTABLE`.
 pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
     let reject = |error: AeroError| error.with_severity(Severity::Reject);
-    let bytes = std::fs::read(source).map_err(|error| reject(io_error(ErrorCode::SchemaInvalid, "cannot read schema file", source, &error)))?;
+    let bytes =
+        std::fs::read(source).map_err(|error| reject(io_error(ErrorCode::SchemaInvalid, "cannot read schema file", source, &error)))?;
     let schema = Schema::parse(&bytes).map_err(|error| reject(invalid(source, error)))?;
     let name = file_name(&schema.schema_id, &schema.schema_version);
     let target = paths.schemas.join(&name);
     let mut hashes = read_hashes(paths)?;
     let hash = sha256_hex(&bytes);
     if hashes.get(&name).is_some_and(|recorded| *recorded != hash) {
-        return Err(reject(AeroError::new(ErrorCode::SchemaImmutable, format!("schema {} version {} was recorded with different content (sha256 {}); schema versions are immutable", schema.schema_id, schema.schema_version, hashes[&name]))
-            .detail("file", target.display().to_string())));
+        return Err(reject(
+            AeroError::new(
+                ErrorCode::SchemaImmutable,
+                format!(
+                    "schema {} version {} was recorded with different content (sha256 {}); schema versions are immutable",
+                    schema.schema_id, schema.schema_version, hashes[&name]
+                ),
+            )
+            .detail("file", target.display().to_string()),
+        ));
     }
     match std::fs::read(&target) {
         Ok(existing) if existing == bytes => return Ok((schema, false)),
         Ok(_) => {
-            return Err(reject(AeroError::new(ErrorCode::SchemaImmutable, format!("schema {} version {} already exists with different content ({}); schema versions are immutable", schema.schema_id, schema.schema_version, target.display()))
-                .detail("file", target.display().to_string())));
+            return Err(reject(
+                AeroError::new(
+                    ErrorCode::SchemaImmutable,
+                    format!(
+                        "schema {} version {} already exists with different content ({}); schema versions are immutable",
+                        schema.schema_id,
+                        schema.schema_version,
+                        target.display()
+                    ),
+                )
+                .detail("file", target.display().to_string()),
+            ));
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &target, &error)),
@@ -192,6 +229,7 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
     write_atomic(&target, &bytes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &target, &error))?;
     // Record the content hash now, so an edit before the next start is caught.
     hashes.insert(name, hash);
-    write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
+    write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes())
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
     Ok((schema, true))
 }

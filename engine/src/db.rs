@@ -75,7 +75,11 @@ pub fn init(config_path: &Path) -> Result<()> {
     let config = config::load(config_path)?;
     let root = &config.paths.root;
     if std::fs::symlink_metadata(root).is_ok() {
-        return Err(AeroError::new(ErrorCode::StorageExists, format!("{} already exists; init never touches an existing directory", root.display())).detail("data_dir", root.display().to_string()));
+        return Err(AeroError::new(
+            ErrorCode::StorageExists,
+            format!("{} already exists; init never touches an existing directory", root.display()),
+        )
+        .detail("data_dir", root.display().to_string()));
     }
     // Build the tree beside its final place, then rename it in one step.
     let name = root.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
@@ -145,10 +149,22 @@ impl ShutdownState {
     }
 
     fn read(path: &Path) -> Result<ShutdownState> {
-        let bytes = std::fs::read(path).map_err(|error| metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}")))?;
+        let bytes = std::fs::read(path).map_err(|error| {
+            metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}"))
+        })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|error| metadata_corruption(path, format!("not valid JSON: {error}")))?;
-        let field = |name: &str| value.get(name).and_then(Value::as_u64).ok_or_else(|| metadata_corruption(path, format!("'{name}' is missing or not a non-negative integer")));
-        let state = ShutdownState { last_seq: field("last_seq")?, wal_bytes: field("wal_bytes")?, documents: field("documents")?, document_pages: field("document_pages")? };
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| metadata_corruption(path, format!("'{name}' is missing or not a non-negative integer")))
+        };
+        let state = ShutdownState {
+            last_seq: field("last_seq")?,
+            wal_bytes: field("wal_bytes")?,
+            documents: field("documents")?,
+            document_pages: field("document_pages")?,
+        };
         if value.as_object().map(Map::len) != Some(4) {
             return Err(metadata_corruption(path, "unexpected fields"));
         }
@@ -169,12 +185,17 @@ impl Database {
         let config = config::load(config_path)?;
         let paths = config.paths.clone();
         if !paths.root.is_dir() || !paths.manifest.exists() {
-            return Err(AeroError::new(ErrorCode::StorageUninitialized, format!("no database at {} (run `aerodb init` first)", paths.root.display())).detail("data_dir", paths.root.display().to_string()));
+            return Err(AeroError::new(
+                ErrorCode::StorageUninitialized,
+                format!("no database at {} (run `aerodb init` first)", paths.root.display()),
+            )
+            .detail("data_dir", paths.root.display().to_string()));
         }
         let lock = take_lock(&paths)?;
         check_frozen_config(&paths, &config.values)?;
         let manifest_bytes = std::fs::read(&paths.manifest).map_err(|error| metadata_corruption(&paths.manifest, error))?;
-        let manifest = Manifest::decode(&manifest_bytes).map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
+        let manifest = Manifest::decode(&manifest_bytes)
+            .map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
         let clean_state = if paths.clean_shutdown.exists() { Some(ShutdownState::read(&paths.state)?) } else { None };
         // Without the marker, an older state file still proves how far the
@@ -189,7 +210,9 @@ impl Database {
         let mut report = RecoveryReport { clean_shutdown: clean_state.is_some(), ..RecoveryReport::default() };
         let wal_file: Box<dyn WalFile> = match options.wal_file {
             Some(file) => file,
-            None => Box::new(OsFile::open(&paths.wal).map_err(|error| io_error(ErrorCode::WalCorruption, "cannot open WAL", &paths.wal, &error))?),
+            None => Box::new(
+                OsFile::open(&paths.wal).map_err(|error| io_error(ErrorCode::WalCorruption, "cannot open WAL", &paths.wal, &error))?,
+            ),
         };
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
         // Before replay touches a segment: the log must belong to this database.
@@ -208,7 +231,10 @@ impl Database {
         let mut verified = recovery::verify(&mut heap, &catalog, wal.last_seq(), &mut report)?;
         if let Some(state) = clean_state {
             if state.documents != verified.documents {
-                return Err(metadata_corruption(&paths.state, format!("the last clean shutdown recorded {} documents, the pages hold {}", state.documents, verified.documents)));
+                return Err(metadata_corruption(
+                    &paths.state,
+                    format!("the last clean shutdown recorded {} documents, the pages hold {}", state.documents, verified.documents),
+                ));
             }
         }
         let mut indexes = open_empty_indexes(&paths)?;
@@ -220,7 +246,8 @@ impl Database {
         }
         write_index_directory(&paths, &indexes)?;
         if clean_state.is_some() {
-            std::fs::remove_file(&paths.clean_shutdown).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.clean_shutdown, &error))?;
+            std::fs::remove_file(&paths.clean_shutdown)
+                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.clean_shutdown, &error))?;
             fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
         }
         log::info("recovery", "report", &report_fields(&report));
@@ -317,7 +344,8 @@ impl Database {
         };
         if let Some(field) = request.keys().find(|key| !allowed.contains(&key.as_str())) {
             let shown: String = field.chars().take(64).collect();
-            return Err(AeroError::new(ErrorCode::QueryInvalid, format!("field '{shown}' is not allowed in a request of op {op}")).detail("field", shown));
+            return Err(AeroError::new(ErrorCode::QueryInvalid, format!("field '{shown}' is not allowed in a request of op {op}"))
+                .detail("field", shown));
         }
         let schema = self.catalog.resolve(request.get("schema_id"), request.get("schema_version"))?.clone();
         match op {
@@ -352,23 +380,38 @@ impl Database {
 
     fn plan(&self, schema: &Schema, request: &Map<String, Value>) -> Result<Plan> {
         let parsed = query::parse_query(schema, request)?;
-        let document_bytes_max = self.document_sizes.get(&(schema.schema_id.clone(), schema.schema_version.clone())).and_then(|sizes| sizes.keys().next_back()).copied().unwrap_or(0);
+        let document_bytes_max = self
+            .document_sizes
+            .get(&(schema.schema_id.clone(), schema.schema_version.clone()))
+            .and_then(|sizes| sizes.keys().next_back())
+            .copied()
+            .unwrap_or(0);
         query::plan(schema, parsed, &self.indexes, document_bytes_max, self.config.values.max_memory_bytes)
     }
 
     /// Validates and encodes a document; returns `(stored body, record bytes, _id)`.
     fn prepare_document(schema: &Schema, document: &Value) -> Result<(Map<String, Value>, Vec<u8>, Value)> {
         let body = schema.validate(document).map_err(|error| {
-            AeroError::new(ErrorCode::SchemaValidationFailed, format!("document does not match schema {} version {}: field '{}' expected {}, found {}", schema.schema_id, schema.schema_version, error.path, error.expected, error.got))
-                .detail("path", error.path)
-                .detail("expected", error.expected)
-                .detail("got", error.got)
+            AeroError::new(
+                ErrorCode::SchemaValidationFailed,
+                format!(
+                    "document does not match schema {} version {}: field '{}' expected {}, found {}",
+                    schema.schema_id, schema.schema_version, error.path, error.expected, error.got
+                ),
+            )
+            .detail("path", error.path)
+            .detail("expected", error.expected)
+            .detail("got", error.got)
         })?;
-        let record = encode_record(&schema.schema_id, &schema.schema_version, &body).map_err(|error| AeroError::new(ErrorCode::SchemaValidationFailed, format!("document cannot be stored: {}", error.0)))?;
+        let record = encode_record(&schema.schema_id, &schema.schema_version, &body)
+            .map_err(|error| AeroError::new(ErrorCode::SchemaValidationFailed, format!("document cannot be stored: {}", error.0)))?;
         if record.len() > DOC_SIZE_MAX_BYTES {
-            return Err(AeroError::new(ErrorCode::SchemaValidationFailed, format!("document encodes to {} bytes, over the cap of {DOC_SIZE_MAX_BYTES}", record.len()))
-                .detail("size", record.len() as u64)
-                .detail("size_max", DOC_SIZE_MAX_BYTES as u64));
+            return Err(AeroError::new(
+                ErrorCode::SchemaValidationFailed,
+                format!("document encodes to {} bytes, over the cap of {DOC_SIZE_MAX_BYTES}", record.len()),
+            )
+            .detail("size", record.len() as u64)
+            .detail("size_max", DOC_SIZE_MAX_BYTES as u64));
         }
         let id = body.get("_id").cloned().unwrap_or(Value::Null);
         Ok((body, record, id))
@@ -391,7 +434,11 @@ impl Database {
             (Some(FieldType::Int), Value::Number(number)) if number.is_i64() => KeyValue::Int(number.as_i64().unwrap_or_default()),
             (id_type, _) => {
                 let expected = id_type.map(|field_type| field_type.name()).unwrap_or("?");
-                return Err(AeroError::new(ErrorCode::QueryInvalid, format!("_id must be of type {expected} for schema {}", schema.schema_id)).detail("field", "_id"));
+                return Err(AeroError::new(
+                    ErrorCode::QueryInvalid,
+                    format!("_id must be of type {expected} for schema {}", schema.schema_id),
+                )
+                .detail("field", "_id"));
             }
         };
         Ok(key::encode_to_vec(&key_value))
@@ -401,14 +448,16 @@ impl Database {
         let (body, record, id) = Self::prepare_document(schema, document)?;
         let id_key = Self::id_key(schema, &id)?;
         if self.find(&schema.schema_id, &id_key)?.is_some() {
-            return Err(AeroError::new(ErrorCode::WriteDuplicateId, format!("a document with _id {id} already exists in {}", schema.schema_id)).detail("_id", id));
+            return Err(AeroError::new(
+                ErrorCode::WriteDuplicateId,
+                format!("a document with _id {id} already exists in {}", schema.schema_id),
+            )
+            .detail("_id", id));
         }
         let mut plan = self.heap.new_plan();
         let locator = self.heap.plan_insert(&mut plan, &record)?;
         let keys = index_keys(schema, &body)?;
-        self.commit(plan, WalOp::Insert, schema, &id, |indexes| {
-            insert_keys(indexes, schema, &keys, locator)
-        })?;
+        self.commit(plan, WalOp::Insert, schema, &id, |indexes| insert_keys(indexes, schema, &keys, locator))?;
         self.documents += 1;
         self.note_document_size(&schema.schema_id, &schema.schema_version, record.len(), true);
         Ok(())
@@ -418,7 +467,9 @@ impl Database {
         let (body, record, id) = Self::prepare_document(schema, document)?;
         let id_key = Self::id_key(schema, &id)?;
         let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
-            return Err(AeroError::new(ErrorCode::WriteNotFound, format!("no document with _id {id} in {}", schema.schema_id)).detail("_id", id));
+            return Err(
+                AeroError::new(ErrorCode::WriteNotFound, format!("no document with _id {id} in {}", schema.schema_id)).detail("_id", id)
+            );
         };
         let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
         let old_size = self.heap.read_record(old_locator)?.len();
@@ -452,7 +503,14 @@ impl Database {
     }
 
     /// Logs, makes durable, applies and indexes one planned write.
-    fn commit(&mut self, mut plan: PagePlan, op: WalOp, schema: &Schema, id: &Value, update_indexes: impl FnOnce(&mut Indexes) -> Result<()>) -> Result<()> {
+    fn commit(
+        &mut self,
+        mut plan: PagePlan,
+        op: WalOp,
+        schema: &Schema,
+        id: &Value,
+        update_indexes: impl FnOnce(&mut Indexes) -> Result<()>,
+    ) -> Result<()> {
         self.heap.prepare(&plan)?;
         let seq = SeqNo(self.wal.last_seq().0 + 1);
         let pages = plan.seal(seq);
@@ -509,10 +567,17 @@ impl Database {
         // flushed so that aerodb-verify can check them after a clean shutdown.
         self.indexes.flush()?;
         write_index_directory(&paths, &self.indexes)?;
-        let state = ShutdownState { last_seq: self.wal.last_seq().0, wal_bytes: self.wal.length_bytes(), documents: self.documents, document_pages: self.heap.page_count() };
-        fileio::write_atomic(&paths.state, state.to_json().as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))?;
+        let state = ShutdownState {
+            last_seq: self.wal.last_seq().0,
+            wal_bytes: self.wal.length_bytes(),
+            documents: self.documents,
+            document_pages: self.heap.page_count(),
+        };
+        fileio::write_atomic(&paths.state, state.to_json().as_bytes())
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))?;
         crash::reach("shutdown_before_marker");
-        write_new_file(&paths.clean_shutdown, b"").map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.clean_shutdown, &error))?;
+        write_new_file(&paths.clean_shutdown, b"")
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.clean_shutdown, &error))?;
         fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
         self.lifecycle.enter(State::Terminated);
         Ok(())
@@ -541,10 +606,20 @@ fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)
 }
 
 fn take_lock(paths: &Paths) -> Result<File> {
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&paths.lock).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&paths.lock)
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display())).detail("data_dir", paths.root.display().to_string())),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display()))
+                .detail("data_dir", paths.root.display().to_string()))
+        }
         Err(std::fs::TryLockError::Error(error)) => Err(io_error(ErrorCode::StorageIoError, "cannot lock", &paths.lock, &error)),
     }
 }
@@ -553,7 +628,13 @@ fn check_frozen_config(paths: &Paths, values: &Config) -> Result<()> {
     let bytes = std::fs::read(&paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
     let frozen = Config::parse(&bytes).map_err(|error| metadata_corruption(&paths.frozen_config, error.message))?;
     if let Some((field, old, new)) = values.first_difference(&frozen) {
-        return Err(AeroError::new(ErrorCode::ConfigImmutable, format!("config field {field} changed from {old} to {new}; config values are frozen at init")).detail("field", field).detail("old", old).detail("new", new));
+        return Err(AeroError::new(
+            ErrorCode::ConfigImmutable,
+            format!("config field {field} changed from {old} to {new}; config values are frozen at init"),
+        )
+        .detail("field", field)
+        .detail("old", old)
+        .detail("new", new));
     }
     Ok(())
 }
@@ -569,13 +650,19 @@ fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<(
             .detail("seq", 0)
     })?;
     if decoded.database_id != manifest.database_id {
-        return Err(AeroError::new(ErrorCode::WalCorruption, format!("{} belongs to another database (its database id differs from MANIFEST's)", paths.wal.display())).detail("file", paths.wal.display().to_string()).detail("offset", 16));
+        return Err(AeroError::new(
+            ErrorCode::WalCorruption,
+            format!("{} belongs to another database (its database id differs from MANIFEST's)", paths.wal.display()),
+        )
+        .detail("file", paths.wal.display().to_string())
+        .detail("offset", 16));
     }
     Ok(())
 }
 
 fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
-    let entries = std::fs::read_dir(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
+    let entries =
+        std::fs::read_dir(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
     for entry in entries {
         let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
         std::fs::remove_file(entry.path()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &entry.path(), &error))?;
@@ -586,13 +673,26 @@ fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
 fn write_index_directory(paths: &Paths, indexes: &Indexes) -> Result<()> {
     let mut text = serde_json::to_string_pretty(&indexes.directory_json()).unwrap_or_default();
     text.push('\n');
-    fileio::write_atomic(&paths.index_directory, text.as_bytes()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.index_directory, &error))
+    fileio::write_atomic(&paths.index_directory, text.as_bytes())
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.index_directory, &error))
 }
 
 fn report_fields(report: &RecoveryReport) -> Vec<(&'static str, Value)> {
     match report.to_json() {
         Value::Object(object) => {
-            let names = ["clean_shutdown", "records_replayed", "last_seq", "pages_replayed", "pages_rewritten", "torn_bytes_discarded", "documents", "index_entries", "replay_ms", "verify_ms", "rebuild_ms"];
+            let names = [
+                "clean_shutdown",
+                "records_replayed",
+                "last_seq",
+                "pages_replayed",
+                "pages_rewritten",
+                "torn_bytes_discarded",
+                "documents",
+                "index_entries",
+                "replay_ms",
+                "verify_ms",
+                "rebuild_ms",
+            ];
             names.iter().filter_map(|name| object.get(*name).map(|value| (*name, value.clone()))).collect()
         }
         _ => Vec::new(),

@@ -71,9 +71,12 @@ impl Heap {
     pub fn checked_page(&self, page_no: PageNo) -> Result<&PageBytes> {
         let path = self.pager.segment_path(page_no);
         let Some(page) = self.pager.page(page_no).filter(|_| page_no.0 < self.page_count) else {
-            return Err(AeroError::new(ErrorCode::DataCorruption, format!("page {page_no} is past the end of the document space")).detail("page", page_no.0));
+            return Err(AeroError::new(ErrorCode::DataCorruption, format!("page {page_no} is past the end of the document space"))
+                .detail("page", page_no.0));
         };
-        page::verify(page, page_no).map_err(|error| corruption(ErrorCode::DataCorruption, &path, Some(page_no.0), &error.shifted(page_no.offset_in_segment() as usize)))?;
+        page::verify(page, page_no).map_err(|error| {
+            corruption(ErrorCode::DataCorruption, &path, Some(page_no.0), &error.shifted(page_no.offset_in_segment() as usize))
+        })?;
         Ok(page)
     }
 
@@ -90,7 +93,8 @@ impl Heap {
 
     /// Takes a page for new content: the lowest free page, else a new one.
     fn plan_allocate(&self, plan: &mut PagePlan, kind: PageKind) -> PageNo {
-        let reusable = self.free_pages.iter().find(|page_no| !plan.taken_free_pages.contains(page_no) && !plan.pages.contains_key(page_no)).copied();
+        let reusable =
+            self.free_pages.iter().find(|page_no| !plan.taken_free_pages.contains(page_no) && !plan.pages.contains_key(page_no)).copied();
         let page_no = match reusable {
             Some(page_no) => {
                 plan.taken_free_pages.insert(page_no);
@@ -124,14 +128,20 @@ impl Heap {
         };
         // Best fit among the document pages this plan already edits and the committed ones.
         let needed = slot_record.len() + slotted::SLOT_BYTES;
-        let planned: Vec<PageNo> = plan.pages.iter().filter(|(_, page)| PageHeader::read(page).kind == PageKind::Document as u8).map(|(page_no, _)| *page_no).collect();
+        let planned: Vec<PageNo> = plan
+            .pages
+            .iter()
+            .filter(|(_, page)| PageHeader::read(page).kind == PageKind::Document as u8)
+            .map(|(page_no, _)| *page_no)
+            .collect();
         for page_no in planned {
             let page = self.plan_page(plan, page_no)?;
             if let Some(slot) = slotted::insert(page, &slot_record) {
                 return Ok(Locator { page: page_no, slot });
             }
         }
-        let candidates: Vec<PageNo> = self.free_by_size.range((needed.min(u16::MAX as usize) as u16, PageNo(0))..).take(4).map(|(_, page_no)| *page_no).collect();
+        let candidates: Vec<PageNo> =
+            self.free_by_size.range((needed.min(u16::MAX as usize) as u16, PageNo(0))..).take(4).map(|(_, page_no)| *page_no).collect();
         for page_no in candidates {
             let page = self.plan_page(plan, page_no)?;
             if let Some(slot) = slotted::insert(page, &slot_record) {
@@ -151,12 +161,17 @@ impl Heap {
         let chain = {
             let page = self.plan_page(plan, locator.page)?;
             let Some(bytes) = slotted::record(page, locator.slot) else {
-                return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index points at empty slot {} of page {}", locator.slot, locator.page)));
+                return Err(AeroError::new(
+                    ErrorCode::IndexCorruption,
+                    format!("index points at empty slot {} of page {}", locator.slot, locator.page),
+                ));
             };
             match slotted::decode_slot_record(bytes) {
                 Ok(SlotRecord::Overflow { first_page, .. }) => Some(PageNo(first_page)),
                 Ok(SlotRecord::Inline(_)) => None,
-                Err(error) => return Err(corruption(ErrorCode::DataCorruption, &self.pager.segment_path(locator.page), Some(locator.page.0), &error)),
+                Err(error) => {
+                    return Err(corruption(ErrorCode::DataCorruption, &self.pager.segment_path(locator.page), Some(locator.page.0), &error))
+                }
             }
         };
         if let Some(first) = chain {
@@ -173,7 +188,8 @@ impl Heap {
     pub fn plan_update(&self, plan: &mut PagePlan, locator: Locator, record: &[u8]) -> Result<Locator> {
         if record.len() < INLINE_RECORD_MAX_BYTES {
             let page = self.plan_page(plan, locator.page)?;
-            let inline_now = matches!(slotted::record(page, locator.slot).map(slotted::decode_slot_record), Some(Ok(SlotRecord::Inline(_))));
+            let inline_now =
+                matches!(slotted::record(page, locator.slot).map(slotted::decode_slot_record), Some(Ok(SlotRecord::Inline(_))));
             if inline_now && slotted::replace(page, locator.slot, &slotted::encode_inline(record)) {
                 return Ok(locator);
             }
@@ -188,10 +204,15 @@ impl Heap {
         let mut next = first;
         while !next.is_none() {
             if pages.len() >= OVERFLOW_CHAIN_MAX_PAGES {
-                return Err(AeroError::new(ErrorCode::DataCorruption, format!("overflow chain from page {first} is longer than {OVERFLOW_CHAIN_MAX_PAGES} pages")).detail("page", first.0));
+                return Err(AeroError::new(
+                    ErrorCode::DataCorruption,
+                    format!("overflow chain from page {first} is longer than {OVERFLOW_CHAIN_MAX_PAGES} pages"),
+                )
+                .detail("page", first.0));
             }
             let page = self.checked_page(next)?;
-            slotted::check_overflow_page(page).map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(next), Some(next.0), &error))?;
+            slotted::check_overflow_page(page)
+                .map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(next), Some(next.0), &error))?;
             pages.push(next);
             next = PageHeader::read(page).next();
         }
@@ -202,13 +223,21 @@ impl Heap {
     pub fn read_record(&self, locator: Locator) -> Result<Vec<u8>> {
         let page = self.checked_page(locator.page)?;
         if PageHeader::read(page).kind != PageKind::Document as u8 {
-            return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index points at page {} which is not a document page", locator.page)));
+            return Err(AeroError::new(
+                ErrorCode::IndexCorruption,
+                format!("index points at page {} which is not a document page", locator.page),
+            ));
         }
         let Some(bytes) = slotted::record(page, locator.slot) else {
-            return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index points at empty slot {} of page {}", locator.slot, locator.page)));
+            return Err(AeroError::new(
+                ErrorCode::IndexCorruption,
+                format!("index points at empty slot {} of page {}", locator.slot, locator.page),
+            ));
         };
         let path = self.pager.segment_path(locator.page);
-        match slotted::decode_slot_record(bytes).map_err(|error| corruption(ErrorCode::DataCorruption, &path, Some(locator.page.0), &error))? {
+        match slotted::decode_slot_record(bytes)
+            .map_err(|error| corruption(ErrorCode::DataCorruption, &path, Some(locator.page.0), &error))?
+        {
             SlotRecord::Inline(document) => Ok(document.to_vec()),
             SlotRecord::Overflow { length, first_page } => self.read_overflow(PageNo(first_page), length as usize),
         }
@@ -219,14 +248,19 @@ impl Heap {
         let mut out = Vec::with_capacity(length);
         for page_no in self.overflow_chain(first)? {
             let page = self.checked_page(page_no)?;
-            let data = slotted::check_overflow_page(page).map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(page_no), Some(page_no.0), &error))?;
+            let data = slotted::check_overflow_page(page)
+                .map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(page_no), Some(page_no.0), &error))?;
             out.extend_from_slice(data);
             if out.len() > length {
                 break;
             }
         }
         if out.len() != length {
-            return Err(AeroError::new(ErrorCode::DataCorruption, format!("overflow chain from page {first} holds {} bytes, its stub says {length}", out.len())).detail("page", first.0));
+            return Err(AeroError::new(
+                ErrorCode::DataCorruption,
+                format!("overflow chain from page {first} holds {} bytes, its stub says {length}", out.len()),
+            )
+            .detail("page", first.0));
         }
         Ok(out)
     }

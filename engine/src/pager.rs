@@ -55,7 +55,8 @@ impl Pager {
         for (position, index) in indexes.iter().enumerate() {
             if *index != position as u64 {
                 let path = folder.join(segment_file_name(position as u64));
-                return Err(AeroError::new(corruption_code, format!("segment file {} is missing", path.display())).detail("file", path.display().to_string()));
+                return Err(AeroError::new(corruption_code, format!("segment file {} is missing", path.display()))
+                    .detail("file", path.display().to_string()));
             }
             pager.map_segment(*index, false, corruption_code)?;
         }
@@ -64,7 +65,13 @@ impl Pager {
 
     fn map_segment(&mut self, index: u64, create: bool, corruption_code: ErrorCode) -> Result<()> {
         let path = self.folder.join(segment_file_name(index));
-        let file = OpenOptions::new().read(true).write(true).create_new(create).mode(0o600).open(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?;
         if create {
             if let Err(error) = allocate(&file, SEGMENT_BYTES) {
                 drop(file);
@@ -80,7 +87,8 @@ impl Pager {
         // SAFETY: the file is exactly SEGMENT_BYTES long and never shrinks
         // while mapped; the database LOCK keeps other AeroDB processes from
         // writing it, and this process only touches it through this map.
-        let map = unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
+        let map =
+            unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
         self.segments.push(Segment { path, map, file });
         Ok(())
     }

@@ -137,9 +137,13 @@ pub struct Query {
 }
 
 fn key_value_for(field: &str, field_type: &FieldType, value: &Value, numeric_only: bool) -> Result<KeyValue> {
-    let wrong = || invalid(format!("value {value} does not match field '{field}' of type {}", field_type.name())).detail("field", field.to_string());
+    let wrong = || {
+        invalid(format!("value {value} does not match field '{field}' of type {}", field_type.name())).detail("field", field.to_string())
+    };
     if numeric_only && !field_type.is_numeric() {
-        return Err(invalid(format!("range operators need a numeric field; '{field}' is {}", field_type.name())).detail("field", field.to_string()));
+        return Err(
+            invalid(format!("range operators need a numeric field; '{field}' is {}", field_type.name())).detail("field", field.to_string())
+        );
     }
     match (field_type, value) {
         (FieldType::Int, Value::Number(number)) if number.is_i64() => Ok(KeyValue::Int(number.as_i64().unwrap_or_default())),
@@ -148,7 +152,9 @@ fn key_value_for(field: &str, field_type: &FieldType, value: &Value, numeric_onl
             Some(int) if (int as f64) as i128 == i128::from(int) && (int as f64).abs() < 9.3e18 => Ok(KeyValue::Float(int as f64)),
             _ => Err(wrong()),
         },
-        (FieldType::Float, Value::Number(number)) => number.as_f64().filter(|float| float.is_finite()).map(KeyValue::Float).ok_or_else(wrong),
+        (FieldType::Float, Value::Number(number)) => {
+            number.as_f64().filter(|float| float.is_finite()).map(KeyValue::Float).ok_or_else(wrong)
+        }
         (FieldType::String, Value::String(text)) => Ok(KeyValue::String(text.clone())),
         (FieldType::Bool, Value::Bool(flag)) => Ok(KeyValue::Bool(*flag)),
         _ => Err(wrong()),
@@ -157,19 +163,24 @@ fn key_value_for(field: &str, field_type: &FieldType, value: &Value, numeric_onl
 
 fn parse_predicate(schema: &Schema, field: &str, condition: &Value) -> Result<Predicate> {
     if field.starts_with('$') {
-        return Err(invalid(format!("operator '{field}' is not supported: a filter is an AND of field predicates")).detail("field", field.to_string()));
+        return Err(invalid(format!("operator '{field}' is not supported: a filter is an AND of field predicates"))
+            .detail("field", field.to_string()));
     }
     let Some(definition) = schema.field(field) else {
         return Err(invalid(format!("unknown field '{field}' in filter")).detail("field", field.to_string()));
     };
     let field_type = &definition.field_type;
     if !field_type.is_scalar() {
-        return Err(invalid(format!("field '{field}' is of type {} and cannot be filtered", field_type.name())).detail("field", field.to_string()));
+        return Err(
+            invalid(format!("field '{field}' is of type {} and cannot be filtered", field_type.name())).detail("field", field.to_string())
+        );
     }
     let bounds = match condition {
         Value::Object(operators) => {
             if operators.is_empty() {
-                return Err(invalid(format!("range on '{field}' needs at least one of $gt, $gte, $lt, $lte")).detail("field", field.to_string()));
+                return Err(
+                    invalid(format!("range on '{field}' needs at least one of $gt, $gte, $lt, $lte")).detail("field", field.to_string())
+                );
             }
             let mut bounds = Vec::with_capacity(2);
             for (operator, bound) in operators {
@@ -178,29 +189,43 @@ fn parse_predicate(schema: &Schema, field: &str, condition: &Value) -> Result<Pr
                     "$gte" => Comparison::GreaterOrEqual,
                     "$lt" => Comparison::Less,
                     "$lte" => Comparison::LessOrEqual,
-                    _ => return Err(invalid(format!("unknown operator '{operator}' on field '{field}'")).detail("field", field.to_string())),
+                    _ => {
+                        return Err(invalid(format!("unknown operator '{operator}' on field '{field}'")).detail("field", field.to_string()))
+                    }
                 };
                 let lower = matches!(comparison, Comparison::Greater | Comparison::GreaterOrEqual);
-                if bounds.iter().any(|(other, _): &(Comparison, KeyValue)| matches!(other, Comparison::Greater | Comparison::GreaterOrEqual) == lower) {
-                    return Err(invalid(format!("field '{field}' has two {} bounds", if lower { "lower" } else { "upper" })).detail("field", field.to_string()));
+                if bounds
+                    .iter()
+                    .any(|(other, _): &(Comparison, KeyValue)| matches!(other, Comparison::Greater | Comparison::GreaterOrEqual) == lower)
+                {
+                    return Err(invalid(format!("field '{field}' has two {} bounds", if lower { "lower" } else { "upper" }))
+                        .detail("field", field.to_string()));
                 }
                 bounds.push((comparison, key_value_for(field, field_type, bound, true)?));
             }
             bounds.sort_by_key(|(comparison, _)| !matches!(comparison, Comparison::Greater | Comparison::GreaterOrEqual));
             if let [(lower, low), (upper, high)] = bounds.as_slice() {
                 let ordering = compare_keys(low, high);
-                let empty = ordering == Ordering::Greater || (ordering == Ordering::Equal && (*lower == Comparison::Greater || *upper == Comparison::Less));
+                let empty = ordering == Ordering::Greater
+                    || (ordering == Ordering::Equal && (*lower == Comparison::Greater || *upper == Comparison::Less));
                 if empty {
                     return Err(invalid(format!("the range on '{field}' is empty")).detail("field", field.to_string()));
                 }
             }
             bounds
         }
-        Value::Array(_) | Value::Null => return Err(invalid(format!("field '{field}' must be compared with a scalar value or a range object")).detail("field", field.to_string())),
+        Value::Array(_) | Value::Null => {
+            return Err(invalid(format!("field '{field}' must be compared with a scalar value or a range object"))
+                .detail("field", field.to_string()))
+        }
         scalar => vec![(Comparison::Equal, key_value_for(field, field_type, scalar, false)?)],
     };
     if !schema.is_indexed(field) {
-        return Err(AeroError::new(ErrorCode::QueryUnindexedField, format!("field '{field}' is not indexed; every filtered field must be indexed")).detail("field", field.to_string()));
+        return Err(AeroError::new(
+            ErrorCode::QueryUnindexedField,
+            format!("field '{field}' is not indexed; every filtered field must be indexed"),
+        )
+        .detail("field", field.to_string()));
     }
     Ok(Predicate { field: field.to_string(), bounds })
 }
@@ -217,7 +242,9 @@ fn parse_sort(schema: &Schema, sort: &Value) -> Result<Sort> {
     };
     match schema.field(&field) {
         None => Err(invalid(format!("unknown sort field '{field}'")).detail("field", field)),
-        Some(_) if !schema.is_indexed(&field) => Err(AeroError::new(ErrorCode::QuerySortNotIndexed, format!("sort field '{field}' is not indexed")).detail("field", field)),
+        Some(_) if !schema.is_indexed(&field) => {
+            Err(AeroError::new(ErrorCode::QuerySortNotIndexed, format!("sort field '{field}' is not indexed")).detail("field", field))
+        }
         Some(_) => Ok(Sort { field, order }),
     }
 }
@@ -250,10 +277,22 @@ pub fn parse_query(schema: &Schema, request: &Map<String, Value>) -> Result<Quer
     let limit = match request.get("limit") {
         Some(Value::Number(number)) => match number.as_u64() {
             Some(limit) if (1..=QUERY_LIMIT_MAX).contains(&limit) => limit,
-            _ => return Err(AeroError::new(ErrorCode::QueryLimitRequired, format!("limit must be an integer from 1 to {QUERY_LIMIT_MAX}, found {number}"))),
+            _ => {
+                return Err(AeroError::new(
+                    ErrorCode::QueryLimitRequired,
+                    format!("limit must be an integer from 1 to {QUERY_LIMIT_MAX}, found {number}"),
+                ))
+            }
         },
-        Some(_) => return Err(AeroError::new(ErrorCode::QueryLimitRequired, format!("limit must be an integer from 1 to {QUERY_LIMIT_MAX}"))),
-        None => return Err(AeroError::new(ErrorCode::QueryLimitRequired, format!("limit is required (an integer from 1 to {QUERY_LIMIT_MAX})"))),
+        Some(_) => {
+            return Err(AeroError::new(ErrorCode::QueryLimitRequired, format!("limit must be an integer from 1 to {QUERY_LIMIT_MAX}")))
+        }
+        None => {
+            return Err(AeroError::new(
+                ErrorCode::QueryLimitRequired,
+                format!("limit is required (an integer from 1 to {QUERY_LIMIT_MAX})"),
+            ))
+        }
     };
     let mut predicates = Vec::with_capacity(filter.len());
     for (field, condition) in filter {
@@ -264,7 +303,11 @@ pub fn parse_query(schema: &Schema, request: &Map<String, Value>) -> Result<Quer
         Some(sort) => Some(parse_sort(schema, sort)?),
     };
     if predicates.is_empty() && sort.is_none() {
-        return Err(AeroError::new(ErrorCode::QueryUnbounded, "an empty filter needs a sort on an indexed field (an index-ordered scan bounded by the limit)").invariant("Q1"));
+        return Err(AeroError::new(
+            ErrorCode::QueryUnbounded,
+            "an empty filter needs a sort on an indexed field (an index-ordered scan bounded by the limit)",
+        )
+        .invariant("Q1"));
     }
     Ok(Query { predicates, limit, sort })
 }
@@ -371,18 +414,24 @@ pub fn plan(schema: &Schema, query: Query, indexes: &Indexes, document_bytes_max
     let buffered_max = if query.sort.is_some() { max_scan.min(2 * query.limit) } else { results_max };
     let memory_bytes_max = buffered_max.saturating_mul(document_bytes_max.saturating_add(SORT_ENTRY_BYTES_MAX));
     if max_scan > QUERY_SCAN_MAX {
-        return Err(AeroError::new(ErrorCode::QueryUnbounded, format!("the plan could visit {max_scan} index entries, over the limit of {QUERY_SCAN_MAX}"))
-            .invariant("Q2")
-            .detail("max_scan", max_scan)
-            .detail("scan_max", QUERY_SCAN_MAX)
-            .detail("chosen_index", index));
+        return Err(AeroError::new(
+            ErrorCode::QueryUnbounded,
+            format!("the plan could visit {max_scan} index entries, over the limit of {QUERY_SCAN_MAX}"),
+        )
+        .invariant("Q2")
+        .detail("max_scan", max_scan)
+        .detail("scan_max", QUERY_SCAN_MAX)
+        .detail("chosen_index", index));
     }
     if memory_bytes_max > memory_bytes_limit {
-        return Err(AeroError::new(ErrorCode::QueryUnbounded, format!("the plan could need {memory_bytes_max} bytes of memory, over max_memory_bytes {memory_bytes_limit}"))
-            .invariant("Q3")
-            .detail("memory_bytes_max", memory_bytes_max)
-            .detail("max_memory_bytes", memory_bytes_limit)
-            .detail("chosen_index", index));
+        return Err(AeroError::new(
+            ErrorCode::QueryUnbounded,
+            format!("the plan could need {memory_bytes_max} bytes of memory, over max_memory_bytes {memory_bytes_limit}"),
+        )
+        .invariant("Q3")
+        .detail("memory_bytes_max", memory_bytes_max)
+        .detail("max_memory_bytes", memory_bytes_limit)
+        .detail("chosen_index", index));
     }
     Ok(Plan {
         schema_id: schema.schema_id.clone(),
@@ -410,7 +459,12 @@ fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 impl Plan {
     fn residual(&self) -> impl Iterator<Item = &Predicate> {
-        self.query.predicates.iter().enumerate().filter(move |(position, _)| Some(*position) != self.driving).map(|(_, predicate)| predicate)
+        self.query
+            .predicates
+            .iter()
+            .enumerate()
+            .filter(move |(position, _)| Some(*position) != self.driving)
+            .map(|(_, predicate)| predicate)
     }
 
     /// The explain document (same inputs, same bytes).
@@ -418,7 +472,11 @@ impl Plan {
         let mut predicates: Vec<String> = self.driving.map(|position| self.query.predicates[position].texts()).unwrap_or_default();
         let residual: Vec<String> = self.residual().flat_map(Predicate::texts).collect();
         predicates.extend(residual.iter().cloned());
-        let sort = self.query.sort.as_ref().map(|sort| json!({"field": sort.field, "order": if sort.order == SortOrder::Ascending { "asc" } else { "desc" }}));
+        let sort = self
+            .query
+            .sort
+            .as_ref()
+            .map(|sort| json!({"field": sort.field, "order": if sort.order == SortOrder::Ascending { "asc" } else { "desc" }}));
         json!({
             "schema_id": self.schema_id,
             "schema_version": self.schema_version,
@@ -463,24 +521,31 @@ impl Plan {
             visited += 1;
             if visited > self.max_scan {
                 if self.max_scan < self.query.limit || self.scan_type != ScanType::IndexScan {
-                    return Err(AeroError::invariant_broken(format!("scan visited more than max_scan {} entries", self.max_scan)).invariant("Q2"));
+                    return Err(
+                        AeroError::invariant_broken(format!("scan visited more than max_scan {} entries", self.max_scan)).invariant("Q2")
+                    );
                 }
                 break;
             }
             let document = fetch(heap, locator, &self.schema_id, &self.schema_version)?;
-            if !self.residual().all(|predicate| schema.field(&predicate.field).is_some_and(|definition| predicate.matches(&document, &definition.field_type))) {
+            if !self.residual().all(|predicate| {
+                schema.field(&predicate.field).is_some_and(|definition| predicate.matches(&document, &definition.field_type))
+            }) {
                 continue;
             }
             // A sorted query returns only documents that hold the sort
             // field: the sort index has no entry for a document lacking it.
             let sort_key = match (&self.query.sort, &sort_type) {
-                (Some(sort), Some(field_type)) => match document.get(&sort.field).and_then(|value| KeyValue::from_json(value, *field_type == FieldType::Float)) {
-                    Some(value) => key::encode_to_vec(&value),
-                    None => continue,
-                },
+                (Some(sort), Some(field_type)) => {
+                    match document.get(&sort.field).and_then(|value| KeyValue::from_json(value, *field_type == FieldType::Float)) {
+                        Some(value) => key::encode_to_vec(&value),
+                        None => continue,
+                    }
+                }
                 _ => Vec::new(),
             };
-            let id_key = document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default();
+            let id_key =
+                document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default();
             // Keep at most 2 x limit documents: sort and cut when full.
             if self.query.sort.is_some() && matches.len() >= 2 * limit {
                 self.sort_and_cut(&mut matches, limit);
@@ -518,10 +583,18 @@ impl Plan {
 pub fn fetch(heap: &Heap, locator: Locator, schema_id: &str, schema_version: &str) -> Result<Map<String, Value>> {
     let bytes = heap.read_record(locator)?;
     let record = decode_record(&bytes).map_err(|error| {
-        AeroError::new(ErrorCode::DataCorruption, format!("document at page {} slot {} does not decode: {error}", locator.page, locator.slot)).detail("page", locator.page.0).detail("slot", locator.slot)
+        AeroError::new(
+            ErrorCode::DataCorruption,
+            format!("document at page {} slot {} does not decode: {error}", locator.page, locator.slot),
+        )
+        .detail("page", locator.page.0)
+        .detail("slot", locator.slot)
     })?;
     if record.schema_id != schema_id || record.schema_version != schema_version {
-        return Err(AeroError::new(ErrorCode::IndexCorruption, format!("index of {schema_id}/{schema_version} points at a document of {}/{}", record.schema_id, record.schema_version)));
+        return Err(AeroError::new(
+            ErrorCode::IndexCorruption,
+            format!("index of {schema_id}/{schema_version} points at a document of {}/{}", record.schema_id, record.schema_version),
+        ));
     }
     Ok(record.body)
 }

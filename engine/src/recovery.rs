@@ -76,7 +76,14 @@ struct LastImage {
 /// sequence number recorded by the last clean shutdown, if there was one.
 /// `acknowledged_wal_bytes` is the WAL length recorded by the last clean
 /// shutdown (0 if none): every byte before it belongs to acknowledged records.
-pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_seq: Option<u64>, acknowledged_wal_bytes: u64, report: &mut RecoveryReport) -> Result<()> {
+pub fn replay(
+    wal: &mut Wal,
+    heap: &mut Heap,
+    catalog: &Catalog,
+    expected_last_seq: Option<u64>,
+    acknowledged_wal_bytes: u64,
+    report: &mut RecoveryReport,
+) -> Result<()> {
     let started = Instant::now();
     let clean = expected_last_seq.is_some();
     let path = wal.path().to_path_buf();
@@ -86,15 +93,29 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     let outcome = scan(wal.file(), &path, |offset, record, bytes| {
         progress.update(offset);
         if catalog.get(&record.schema_id, &record.schema_version).is_none() {
-            return Err(AeroError::new(ErrorCode::RecoverySchemaMissing, format!("WAL record {} at offset {offset} references schema {} version {}, whose file is missing", record.seq, record.schema_id, record.schema_version))
-                .detail("schema_id", record.schema_id.clone())
-                .detail("schema_version", record.schema_version.clone())
-                .detail("seq", record.seq.0));
+            return Err(AeroError::new(
+                ErrorCode::RecoverySchemaMissing,
+                format!(
+                    "WAL record {} at offset {offset} references schema {} version {}, whose file is missing",
+                    record.seq, record.schema_id, record.schema_version
+                ),
+            )
+            .detail("schema_id", record.schema_id.clone())
+            .detail("schema_version", record.schema_version.clone())
+            .detail("seq", record.seq.0));
         }
         for image in &record.pages {
             let kind = PageHeader::read_image_prefix(image.image).kind;
             if !matches!(PageKind::from_byte(kind), Some(PageKind::Document | PageKind::Overflow | PageKind::Free)) {
-                return Err(AeroError::new(ErrorCode::WalCorruption, format!("WAL record {} at offset {offset} logs page {} of kind {kind}, not a document-space page", record.seq, image.page_no)).detail("offset", offset).detail("seq", record.seq.0));
+                return Err(AeroError::new(
+                    ErrorCode::WalCorruption,
+                    format!(
+                        "WAL record {} at offset {offset} logs page {} of kind {kind}, not a document-space page",
+                        record.seq, image.page_no
+                    ),
+                )
+                .detail("offset", offset)
+                .detail("seq", record.seq.0));
             }
             let within = image.image.as_ptr() as u64 - bytes.as_ptr() as u64;
             last.insert(image.page_no, LastImage { file_offset: offset + within, lower: image.lower, upper: image.upper });
@@ -105,10 +126,18 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     report.last_seq = outcome.last_seq.0;
     if let Some(expected) = expected_last_seq {
         if outcome.torn_bytes > 0 || outcome.last_seq.0 != expected {
-            return Err(AeroError::new(ErrorCode::WalCorruption, format!("{}: the last clean shutdown recorded sequence {expected}, but the WAL holds {} valid records and {} bytes after them", path.display(), outcome.last_seq.0, outcome.torn_bytes))
-                .detail("file", path.display().to_string())
-                .detail("offset", outcome.valid_end)
-                .detail("seq", outcome.last_seq.0 + 1));
+            return Err(AeroError::new(
+                ErrorCode::WalCorruption,
+                format!(
+                    "{}: the last clean shutdown recorded sequence {expected}, but the WAL holds {} valid records and {} bytes after them",
+                    path.display(),
+                    outcome.last_seq.0,
+                    outcome.torn_bytes
+                ),
+            )
+            .detail("file", path.display().to_string())
+            .detail("offset", outcome.valid_end)
+            .detail("seq", outcome.last_seq.0 + 1));
         }
     }
     if outcome.torn_bytes > 0 && outcome.valid_end < acknowledged_wal_bytes {
@@ -123,7 +152,14 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     }
     let page_count = last.keys().next_back().map(|page_no| page_no.0 + 1).unwrap_or(0);
     if clean && heap.pager.capacity_pages() < page_count {
-        return Err(AeroError::new(ErrorCode::DataCorruption, format!("the WAL logs page {} but the document segments end at page {} after a clean shutdown", page_count - 1, heap.pager.capacity_pages())));
+        return Err(AeroError::new(
+            ErrorCode::DataCorruption,
+            format!(
+                "the WAL logs page {} but the document segments end at page {} after a clean shutdown",
+                page_count - 1,
+                heap.pager.capacity_pages()
+            ),
+        ));
     }
     heap.pager.ensure_capacity(page_count)?;
     heap.set_page_count(page_count);
@@ -150,17 +186,25 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     for (page_no, location) in &last {
         let length = usize::from(location.lower) + PAGE_SIZE_BYTES - usize::from(location.upper);
         wal.read_at(location.file_offset, &mut image[..length])?;
-        let full = page::restore_hole(location.lower, location.upper, &image[..length]).map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error))?;
-        page::verify(&full, *page_no).map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error.shifted(location.file_offset as usize)))?;
+        let full = page::restore_hole(location.lower, location.upper, &image[..length])
+            .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error))?;
+        page::verify(&full, *page_no)
+            .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error.shifted(location.file_offset as usize)))?;
         let current = heap.pager.page_mut(*page_no)?;
         if current[..] != full[..] {
             if clean {
                 let differs_at = current.iter().zip(full.iter()).position(|(a, b)| a != b).unwrap_or(0);
                 let file = heap.pager.segment_path(*page_no);
-                return Err(AeroError::new(ErrorCode::DataCorruption, format!("{} page {page_no} differs from its last WAL image at byte {differs_at} after a clean shutdown", file.display()))
-                    .detail("file", file.display().to_string())
-                    .detail("page", page_no.0)
-                    .detail("offset", page_no.offset_in_segment() + differs_at as u64));
+                return Err(AeroError::new(
+                    ErrorCode::DataCorruption,
+                    format!(
+                        "{} page {page_no} differs from its last WAL image at byte {differs_at} after a clean shutdown",
+                        file.display()
+                    ),
+                )
+                .detail("file", file.display().to_string())
+                .detail("page", page_no.0)
+                .detail("offset", page_no.offset_in_segment() + differs_at as u64));
             }
             current.copy_from_slice(&full[..]);
             report.pages_rewritten += 1;
@@ -176,7 +220,6 @@ pub fn replay(wal: &mut Wal, heap: &mut Heap, catalog: &Catalog, expected_last_s
     report.replay_ms = started.elapsed().as_millis() as u64;
     Ok(())
 }
-
 
 /// Index keys collected during verification, in one arena per tree.
 #[derive(Default)]
@@ -208,7 +251,8 @@ impl KeyArena {
     fn sort(&mut self) {
         let bytes = std::mem::take(&mut self.bytes);
         self.entries.sort_unstable_by(|left, right| {
-            bytes[left.offset as usize..left.offset as usize + usize::from(left.length)].cmp(&bytes[right.offset as usize..right.offset as usize + usize::from(right.length)])
+            bytes[left.offset as usize..left.offset as usize + usize::from(left.length)]
+                .cmp(&bytes[right.offset as usize..right.offset as usize + usize::from(right.length)])
         });
         self.bytes = bytes;
     }
@@ -220,7 +264,10 @@ impl KeyArena {
 
 /// The index keys of one document under its schema: `(field, key)` pairs.
 pub fn index_keys(schema: &Schema, document: &Map<String, Value>) -> Result<Vec<(String, Vec<u8>)>> {
-    let id = document.get("_id").and_then(|id| KeyValue::from_json(id, false)).ok_or_else(|| AeroError::invariant_broken("document without a valid _id"))?;
+    let id = document
+        .get("_id")
+        .and_then(|id| KeyValue::from_json(id, false))
+        .ok_or_else(|| AeroError::invariant_broken("document without a valid _id"))?;
     let id_key = key::encode_to_vec(&id);
     let mut keys = Vec::with_capacity(schema.indexes.len());
     for field in &schema.indexes {
@@ -290,10 +337,13 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
         }
         match PageKind::from_byte(header.kind) {
             Some(PageKind::Document) => {
-                let records = slotted::check_document_page(page).map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))?;
+                let records =
+                    slotted::check_document_page(page).map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))?;
                 for (slot, record) in records {
                     let locator = Locator { page: page_no, slot };
-                    match slotted::decode_slot_record(record).map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))? {
+                    match slotted::decode_slot_record(record)
+                        .map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))?
+                    {
                         SlotRecord::Inline(bytes) => verify_document(heap, catalog, locator, bytes, &mut verified)?,
                         SlotRecord::Overflow { length, first_page } => stubs.push((locator, PageNo(first_page), length as usize)),
                     }
@@ -337,17 +387,34 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
 }
 
 fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8], verified: &mut Verified) -> Result<()> {
-    let record = decode_record(bytes).map_err(|error| data_corruption(heap, locator.page, 0, format!("slot {}: document does not decode: {error}", locator.slot)))?;
+    let record = decode_record(bytes)
+        .map_err(|error| data_corruption(heap, locator.page, 0, format!("slot {}: document does not decode: {error}", locator.slot)))?;
     let Some(schema) = catalog.get(&record.schema_id, &record.schema_version) else {
-        return Err(AeroError::new(ErrorCode::RecoverySchemaMissing, format!("a document on page {} references schema {} version {}, whose file is missing", locator.page, record.schema_id, record.schema_version))
-            .detail("schema_id", record.schema_id)
-            .detail("schema_version", record.schema_version)
-            .detail("page", locator.page.0));
+        return Err(AeroError::new(
+            ErrorCode::RecoverySchemaMissing,
+            format!(
+                "a document on page {} references schema {} version {}, whose file is missing",
+                locator.page, record.schema_id, record.schema_version
+            ),
+        )
+        .detail("schema_id", record.schema_id)
+        .detail("schema_version", record.schema_version)
+        .detail("page", locator.page.0));
     };
     match schema.validate(&Value::Object(record.body.clone())) {
         Ok(normalized) if normalized == record.body => {}
         Ok(_) => return Err(data_corruption(heap, locator.page, 0, format!("slot {}: document is not in its stored form", locator.slot))),
-        Err(error) => return Err(data_corruption(heap, locator.page, 0, format!("slot {}: document does not validate: {} expected {}, found {}", locator.slot, error.path, error.expected, error.got))),
+        Err(error) => {
+            return Err(data_corruption(
+                heap,
+                locator.page,
+                0,
+                format!(
+                    "slot {}: document does not validate: {} expected {}, found {}",
+                    locator.slot, error.path, error.expected, error.got
+                ),
+            ))
+        }
     }
     for (field, key_bytes) in index_keys(schema, &record.body)? {
         let tree = TreeId::new(&record.schema_id, &record.schema_version, &field);
@@ -378,13 +445,22 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
         let mut previous: Option<&[u8]> = None;
         for (key_bytes, locator) in arena.iter() {
             if previous == Some(key_bytes) {
-                return Err(AeroError::new(ErrorCode::DataCorruption, format!("two documents of {}/{} share the index key of field '{}' (duplicate _id); one is on page {}", tree.schema_id, tree.schema_version, tree.field, locator.page))
-                    .detail("page", locator.page.0));
+                return Err(AeroError::new(
+                    ErrorCode::DataCorruption,
+                    format!(
+                        "two documents of {}/{} share the index key of field '{}' (duplicate _id); one is on page {}",
+                        tree.schema_id, tree.schema_version, tree.field, locator.page
+                    ),
+                )
+                .detail("page", locator.page.0));
             }
             previous = Some(key_bytes);
         }
         if tree.field == "_id" && versions_with_documents.get(&tree.schema_id).is_some_and(|count| *count > 1) {
-            id_keys_by_collection.entry(tree.schema_id.clone()).or_default().extend(arena.iter().map(|(key_bytes, locator)| (key_bytes.to_vec(), locator)));
+            id_keys_by_collection
+                .entry(tree.schema_id.clone())
+                .or_default()
+                .extend(arena.iter().map(|(key_bytes, locator)| (key_bytes.to_vec(), locator)));
         }
         indexes.bulk_load(tree, arena.iter())?;
         report.index_entries += arena.entries.len() as u64;
@@ -396,7 +472,11 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
     for (collection, mut keys) in id_keys_by_collection {
         keys.sort_unstable();
         if let Some(pair) = keys.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(AeroError::new(ErrorCode::DataCorruption, format!("collection {collection} holds two documents with the same _id (pages {} and {})", pair[0].1.page, pair[1].1.page)).detail("page", pair[1].1.page.0));
+            return Err(AeroError::new(
+                ErrorCode::DataCorruption,
+                format!("collection {collection} holds two documents with the same _id (pages {} and {})", pair[0].1.page, pair[1].1.page),
+            )
+            .detail("page", pair[1].1.page.0));
         }
     }
     report.rebuild_ms = started.elapsed().as_millis() as u64;

@@ -57,7 +57,13 @@ impl<R: BufRead> RequestReader<R> {
             let buffer = self.input.fill_buf()?;
             if buffer.is_empty() {
                 self.at_end = true;
-                return Ok(if too_long { Line::TooLong } else if read_any { Line::Read } else { Line::End });
+                return Ok(if too_long {
+                    Line::TooLong
+                } else if read_any {
+                    Line::Read
+                } else {
+                    Line::End
+                });
             }
             read_any = true;
             let (chunk, done) = match buffer.iter().position(|&byte| byte == b'\n') {

@@ -49,9 +49,12 @@ impl Wal {
         }
         crash::reach("wal_before_append");
         if let Err(error) = self.file.append(record) {
-            let failure = AeroError::new(ErrorCode::WalAppendFailed, format!("append to {} failed: {error}; the write was not applied", self.path.display()))
-                .detail("file", self.path.display().to_string())
-                .detail("seq", seq.0);
+            let failure = AeroError::new(
+                ErrorCode::WalAppendFailed,
+                format!("append to {} failed: {error}; the write was not applied", self.path.display()),
+            )
+            .detail("file", self.path.display().to_string())
+            .detail("seq", seq.0);
             if let Err(cut_error) = self.file.truncate(self.length_bytes) {
                 // The partial record cannot be cut off: the log's tail is
                 // unknown, so no further write may be appended after it.
@@ -61,9 +64,12 @@ impl Wal {
         }
         crash::reach("wal_after_append");
         if let Err(error) = self.file.sync_data() {
-            return Err(AeroError::new(ErrorCode::WalFsyncFailed, format!("fdatasync of {} failed: {error}; nothing was acknowledged", self.path.display()))
-                .detail("file", self.path.display().to_string())
-                .detail("seq", seq.0));
+            return Err(AeroError::new(
+                ErrorCode::WalFsyncFailed,
+                format!("fdatasync of {} failed: {error}; nothing was acknowledged", self.path.display()),
+            )
+            .detail("file", self.path.display().to_string())
+            .detail("seq", seq.0));
         }
         crash::reach("wal_after_fsync");
         self.length_bytes += record.len() as u64;
@@ -73,7 +79,9 @@ impl Wal {
 
     /// Reads `buffer.len()` bytes at `offset` (page images during replay).
     pub fn read_at(&self, offset: u64, buffer: &mut [u8]) -> Result<()> {
-        self.file.read_at(offset, buffer).map_err(|error| AeroError::new(ErrorCode::StorageIoError, format!("read of {} failed: {error}", self.path.display())))
+        self.file
+            .read_at(offset, buffer)
+            .map_err(|error| AeroError::new(ErrorCode::StorageIoError, format!("read of {} failed: {error}", self.path.display())))
     }
 
     pub fn file(&self) -> &dyn WalFile {
@@ -92,7 +100,9 @@ impl Wal {
 
     /// Cuts a torn tail off and makes the cut durable.
     pub fn cut_tail(&mut self, valid_end: u64) -> Result<()> {
-        let io = |error: std::io::Error| AeroError::new(ErrorCode::RecoveryFailed, format!("cannot cut the torn tail of {}: {error}", self.path.display()));
+        let io = |error: std::io::Error| {
+            AeroError::new(ErrorCode::RecoveryFailed, format!("cannot cut the torn tail of {}: {error}", self.path.display()))
+        };
         self.file.truncate(valid_end).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.length_bytes = valid_end;
@@ -150,7 +160,8 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
     let length = file.len().map_err(read_error)?;
     let mut header_bytes = vec![0u8; (WAL_HEADER_BYTES as u64).min(length) as usize];
     file.read_at(0, &mut header_bytes).map_err(read_error)?;
-    let header = WalHeader::decode(&header_bytes).map_err(|error| corruption(path, error.offset as u64, 0, format!("bad WAL header: {error}")))?;
+    let header =
+        WalHeader::decode(&header_bytes).map_err(|error| corruption(path, error.offset as u64, 0, format!("bad WAL header: {error}")))?;
     let mut window = Window { file, length, start: 0, bytes: Vec::new() };
     let mut offset = WAL_HEADER_BYTES as u64;
     let mut last_seq = SeqNo(0);
@@ -161,7 +172,12 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
             Ok(record) => {
                 if record.seq.0 != last_seq.0 + 1 {
                     let kind = if record.seq.0 <= last_seq.0 { "repeated or decreasing" } else { "gap in" };
-                    return Err(corruption(path, offset, record.seq.0, format!("{kind} sequence numbers: expected {}, found {}", last_seq.0 + 1, record.seq.0)));
+                    return Err(corruption(
+                        path,
+                        offset,
+                        record.seq.0,
+                        format!("{kind} sequence numbers: expected {}, found {}", last_seq.0 + 1, record.seq.0),
+                    ));
                 }
                 let record_bytes = &bytes[..record.length];
                 visit(offset, &record, record_bytes)?;
@@ -180,7 +196,12 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
                     RecordError::Corrupt(error) => error.to_string(),
                 };
                 if let Some((found_at, found_seq)) = find_valid_record_after(&mut window, offset).map_err(read_error)? {
-                    return Err(corruption(path, offset, last_seq.0 + 1, format!("damaged record ({reason}) with a valid record (sequence {found_seq}) after it at offset {found_at}")));
+                    return Err(corruption(
+                        path,
+                        offset,
+                        last_seq.0 + 1,
+                        format!("damaged record ({reason}) with a valid record (sequence {found_seq}) after it at offset {found_at}"),
+                    ));
                 }
                 break;
             }

@@ -35,7 +35,10 @@ fn writes_survive_a_crash_without_shutdown() {
     let mut db = test.open();
     assert!(!db.recovery_report().clean_shutdown);
     assert_eq!(db.documents(), 499);
-    let found = ok(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"age":{"$gte":49}},"limit":100,"sort":{"field":"age","order":"desc"}}"#);
+    let found = ok(
+        &mut db,
+        r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"age":{"$gte":49}},"limit":100,"sort":{"field":"age","order":"desc"}}"#,
+    );
     let ids: Vec<&str> = found.as_array().unwrap().iter().map(|doc| doc["_id"].as_str().unwrap()).collect();
     assert_eq!(ids[0], "u0003");
     assert_eq!(ids.len(), 11);
@@ -50,15 +53,24 @@ fn request_errors_have_their_codes() {
     ok(&mut db, &user("1", "alice", 30));
     let cases = [
         (user("1", "again", 1), ErrorCode::WriteDuplicateId),
-        (r#"{"op":"update","schema_id":"user","schema_version":"v1","document":{"_id":"9","name":"x","age":1}}"#.into(), ErrorCode::WriteNotFound),
-        (r#"{"op":"insert","schema_id":"user","schema_version":"v1","document":{"_id":"2","name":"x","age":30.0}}"#.into(), ErrorCode::SchemaValidationFailed),
+        (
+            r#"{"op":"update","schema_id":"user","schema_version":"v1","document":{"_id":"9","name":"x","age":1}}"#.into(),
+            ErrorCode::WriteNotFound,
+        ),
+        (
+            r#"{"op":"insert","schema_id":"user","schema_version":"v1","document":{"_id":"2","name":"x","age":30.0}}"#.into(),
+            ErrorCode::SchemaValidationFailed,
+        ),
         (r#"{"op":"insert","document":{}}"#.into(), ErrorCode::SchemaRequired),
         (r#"{"op":"insert","schema_id":"nope","schema_version":"v1","document":{}}"#.into(), ErrorCode::UnknownSchema),
         (r#"{"op":"insert","schema_id":"user","schema_version":"v9","document":{}}"#.into(), ErrorCode::UnknownSchemaVersion),
         (r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"age":30}}"#.into(), ErrorCode::QueryLimitRequired),
         (r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{},"limit":5}"#.into(), ErrorCode::QueryUnbounded),
         (r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"age":"x"},"limit":5}"#.into(), ErrorCode::QueryInvalid),
-        (r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"age":30},"limit":5,"extra":1}"#.into(), ErrorCode::QueryInvalid),
+        (
+            r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"age":30},"limit":5,"extra":1}"#.into(),
+            ErrorCode::QueryInvalid,
+        ),
         (r#"{"op":"frobnicate"}"#.into(), ErrorCode::QueryInvalid),
     ];
     for (request, expected) in cases {

@@ -121,7 +121,8 @@ fn power_loss_at_every_operation_index() {
     let mut db = open_mem(&test, &file);
     let requests = workload(7, 70);
     let segment_path = test.path("data/segment-000000.seg");
-    let snapshot = || std::fs::read(&segment_path).map(|bytes| bytes[..SNAPSHOT_BYTES].to_vec()).unwrap_or_else(|_| vec![0; SNAPSHOT_BYTES]);
+    let snapshot =
+        || std::fs::read(&segment_path).map(|bytes| bytes[..SNAPSHOT_BYTES].to_vec()).unwrap_or_else(|_| vec![0; SNAPSHOT_BYTES]);
     // (model, durable WAL bytes, segment snapshot) after each operation.
     let mut moments = vec![(Model::new(), file.durable(), snapshot())];
     let mut model = Model::new();
@@ -217,7 +218,8 @@ fn failed_append_once_is_reported_and_the_database_keeps_serving() {
     let appends = appends_of(&requests);
     assert!(appends > 10);
     for nth in 0..appends {
-        let fault = Fault { op: FaultOp::Append, nth, sticky: false, kind: ErrorKind::StorageFull, partial_bytes: (nth as usize * 37) % 300 };
+        let fault =
+            Fault { op: FaultOp::Append, nth, sticky: false, kind: ErrorKind::StorageFull, partial_bytes: (nth as usize * 37) % 300 };
         let (model, file, test, failures) = run_with_fault(fault, &requests);
         assert_eq!(failures, vec!["AERO_WAL_APPEND_FAILED".to_string()], "append {nth}");
         // The partial record was cut off: the live file holds only whole records.

@@ -145,7 +145,8 @@ fn run_sequence(seed: u64, steps: usize) {
             0..=39 => {
                 let id = rng.i64(0..120);
                 let document = random_document(&mut rng, id);
-                let response = db.respond(&json!({"op": "insert", "schema_id": "people", "schema_version": "v1", "document": document}), Mode::Query);
+                let response =
+                    db.respond(&json!({"op": "insert", "schema_id": "people", "schema_version": "v1", "document": document}), Mode::Query);
                 if model.documents.contains_key(&id) {
                     assert_eq!(response["code"], "AERO_WRITE_DUPLICATE_ID", "{context}");
                 } else {
@@ -156,7 +157,8 @@ fn run_sequence(seed: u64, steps: usize) {
             40..=54 => {
                 let id = rng.i64(0..120);
                 let document = random_document(&mut rng, id);
-                let response = db.respond(&json!({"op": "update", "schema_id": "people", "schema_version": "v1", "document": document}), Mode::Query);
+                let response =
+                    db.respond(&json!({"op": "update", "schema_id": "people", "schema_version": "v1", "document": document}), Mode::Query);
                 if model.documents.contains_key(&id) {
                     assert_eq!(response["status"], "ok", "{context}: {response}");
                     model.documents.insert(id, document);

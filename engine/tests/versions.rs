@@ -29,7 +29,10 @@ fn versions_share_ids_but_not_queries() {
     let v2 = ok(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v2","filter":{"name":"alice"},"limit":5}"#);
     assert_eq!(v2, json!([{"_id": "a", "name": "alice", "age": 31, "email": "a@x"}]));
     // age is not indexed in v2.
-    assert_eq!(code(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v2","filter":{"age":31},"limit":5}"#), "AERO_QUERY_UNINDEXED_FIELD");
+    assert_eq!(
+        code(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v2","filter":{"age":31},"limit":5}"#),
+        "AERO_QUERY_UNINDEXED_FIELD"
+    );
     // A _id lookup names a version: the document is found only under its own.
     assert_eq!(ok(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"_id":"a"},"limit":1}"#), json!([]));
     // Delete finds the document in the collection whatever its version.
@@ -38,7 +41,10 @@ fn versions_share_ids_but_not_queries() {
     drop(db);
     let mut db = test.open();
     assert_eq!(db.documents(), 1);
-    assert_eq!(ok(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"_id":"b"},"limit":1}"#), json!([{"_id": "b", "name": "bob", "age": 40}]));
+    assert_eq!(
+        ok(&mut db, r#"{"op":"query","schema_id":"user","schema_version":"v1","filter":{"_id":"b"},"limit":1}"#),
+        json!([{"_id": "b", "name": "bob", "age": 40}])
+    );
     assert_eq!(db.check_indexes().unwrap(), 3);
 }
 

@@ -241,7 +241,12 @@ pub fn check_node(page: &PageBytes) -> Result<(), DecodeError> {
     // The page may not have passed `page::verify`: bound the hole before
     // reading the cell directory.
     if header.lower() < HEADER_BYTES || header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
-        return Err(DecodeError::new("btree node", "lower/upper", 6, format!("bad hole bounds lower={} upper={}", header.lower(), header.upper())));
+        return Err(DecodeError::new(
+            "btree node",
+            "lower/upper",
+            6,
+            format!("bad hole bounds lower={} upper={}", header.lower(), header.upper()),
+        ));
     }
     let count = usize::from(header.item_count.get());
     if header.lower() != HEADER_BYTES + 2 * count {
@@ -253,7 +258,12 @@ pub fn check_node(page: &PageBytes) -> Result<(), DecodeError> {
         let slot_at = HEADER_BYTES + 2 * index;
         let offset = cell_offset(page, index);
         if offset < header.upper() || offset + 2 > PAGE_SIZE_BYTES {
-            return Err(DecodeError::new("btree node", "cell offset", slot_at, format!("cell offset {offset} outside [{}, {PAGE_SIZE_BYTES})", header.upper())));
+            return Err(DecodeError::new(
+                "btree node",
+                "cell offset",
+                slot_at,
+                format!("cell offset {offset} outside [{}, {PAGE_SIZE_BYTES})", header.upper()),
+            ));
         }
         let key_length = usize::from(u16::from_le_bytes([page[offset], page[offset + 1]]));
         let end = offset + 2 + key_length + value_length;
@@ -266,7 +276,12 @@ pub fn check_node(page: &PageBytes) -> Result<(), DecodeError> {
     let mut expected = header.upper();
     for &(offset, end, slot_at) in &extents {
         if offset != expected {
-            return Err(DecodeError::new("btree node", "cell offset", slot_at, format!("cell at {offset} overlaps or leaves a gap (expected {expected})")));
+            return Err(DecodeError::new(
+                "btree node",
+                "cell offset",
+                slot_at,
+                format!("cell at {offset} overlaps or leaves a gap (expected {expected})"),
+            ));
         }
         expected = end;
     }
@@ -275,7 +290,12 @@ pub fn check_node(page: &PageBytes) -> Result<(), DecodeError> {
     }
     for index in 1..count {
         if key(page, index - 1) >= key(page, index) {
-            return Err(DecodeError::new("btree node", "key order", cell_offset(page, index), format!("key {index} is not greater than key {}", index - 1)));
+            return Err(DecodeError::new(
+                "btree node",
+                "key order",
+                cell_offset(page, index),
+                format!("key {index} is not greater than key {}", index - 1),
+            ));
         }
     }
     Ok(())

@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn install_guide_config_parses() {
-        let config = Config::parse(br#"{"data_dir": "./data", "wal_sync_mode": "fsync", "max_wal_size_bytes": 1073741824, "max_memory_bytes": 536870912}"#).unwrap();
+        let config = Config::parse(
+            br#"{"data_dir": "./data", "wal_sync_mode": "fsync", "max_wal_size_bytes": 1073741824, "max_memory_bytes": 536870912}"#,
+        )
+        .unwrap();
         assert_eq!(config.data_dir, "./data");
         assert_eq!(Config::parse(config.to_frozen_json().as_bytes()).unwrap(), config);
         let minimal = Config::parse(br#"{"data_dir": "d"}"#).unwrap();

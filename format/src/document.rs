@@ -98,7 +98,12 @@ fn take<'a>(bytes: &'a [u8], pos: &mut usize, length: u64, field: &'static str) 
     let start = *pos;
     let end = usize::try_from(length).ok().and_then(|length| start.checked_add(length)).filter(|&end| end <= bytes.len());
     let Some(end) = end else {
-        return Err(DecodeError::new(STRUCTURE, field, start, format!("length {length} runs past the end ({} bytes left)", bytes.len() - start.min(bytes.len()))));
+        return Err(DecodeError::new(
+            STRUCTURE,
+            field,
+            start,
+            format!("length {length} runs past the end ({} bytes left)", bytes.len() - start.min(bytes.len())),
+        ));
     };
     *pos = end;
     Ok(&bytes[start..end])

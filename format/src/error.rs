@@ -13,12 +13,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub fn new(
-        structure: &'static str,
-        field: &'static str,
-        offset: usize,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub fn new(structure: &'static str, field: &'static str, offset: usize, reason: impl Into<String>) -> Self {
         DecodeError { structure, field, offset, reason: reason.into() }
     }
 
@@ -31,11 +26,7 @@ impl DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} field '{}' at offset {}: {}",
-            self.structure, self.field, self.offset, self.reason
-        )
+        write!(f, "{} field '{}' at offset {}: {}", self.structure, self.field, self.offset, self.reason)
     }
 }
 

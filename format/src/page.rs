@@ -234,7 +234,12 @@ pub fn restore_hole(lower: u16, upper: u16, image: &[u8]) -> Result<Box<PageByte
         return Err(DecodeError::new("page image", "lower/upper", 0, format!("bad hole bounds lower={lower} upper={upper}")));
     }
     if image.len() != lower + PAGE_SIZE_BYTES - upper {
-        return Err(DecodeError::new("page image", "image", 0, format!("image is {} bytes, hole bounds need {}", image.len(), lower + PAGE_SIZE_BYTES - upper)));
+        return Err(DecodeError::new(
+            "page image",
+            "image",
+            0,
+            format!("image is {} bytes, hole bounds need {}", image.len(), lower + PAGE_SIZE_BYTES - upper),
+        ));
     }
     let mut page = Box::new([0u8; PAGE_SIZE_BYTES]);
     page[..lower].copy_from_slice(&image[..lower]);

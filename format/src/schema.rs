@@ -212,7 +212,10 @@ impl Schema {
                         return error(format!("indexed field '{name}' is not declared"));
                     };
                     if !definition.field_type.is_scalar() {
-                        return error(format!("indexed field '{name}' is of type {}; only string, int, float and bool fields can be indexed", definition.field_type.name()));
+                        return error(format!(
+                            "indexed field '{name}' is of type {}; only string, int, float and bool fields can be indexed",
+                            definition.field_type.name()
+                        ));
                     }
                     if listed.iter().filter(|other| other.as_str() == Some(name)).count() > 1 {
                         return error(format!("field '{name}' is listed twice in indexes"));
@@ -272,7 +275,12 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn validate_object(fields: &[(String, FieldDef)], members: &Map<String, Value>, path: &str, depth: usize) -> Result<Map<String, Value>, ValidationError> {
+fn validate_object(
+    fields: &[(String, FieldDef)],
+    members: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+) -> Result<Map<String, Value>, ValidationError> {
     let mut normalized = Map::with_capacity(members.len());
     for (name, value) in members {
         let member_path = join(path, name);

@@ -178,17 +178,32 @@ fn trim_trailing_slots(page: &mut PageBytes) {
 pub fn check_document_page(page: &PageBytes) -> Result<Vec<(u16, &[u8])>, DecodeError> {
     let header = PageHeader::read(page);
     if header.kind != PageKind::Document as u8 {
-        return Err(DecodeError::new("document page", "kind", 4, format!("expected kind {}, found {}", PageKind::Document as u8, header.kind)));
+        return Err(DecodeError::new(
+            "document page",
+            "kind",
+            4,
+            format!("expected kind {}, found {}", PageKind::Document as u8, header.kind),
+        ));
     }
     // The page may not have passed `page::verify`: bound the hole before
     // reading the slot directory.
     if header.lower() < HEADER_BYTES || header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
-        return Err(DecodeError::new("document page", "lower/upper", 6, format!("bad hole bounds lower={} upper={}", header.lower(), header.upper())));
+        return Err(DecodeError::new(
+            "document page",
+            "lower/upper",
+            6,
+            format!("bad hole bounds lower={} upper={}", header.lower(), header.upper()),
+        ));
     }
     let count = usize::from(header.item_count.get());
     let directory_end = HEADER_BYTES + SLOT_BYTES * count;
     if header.lower() != directory_end {
-        return Err(DecodeError::new("document page", "lower", 6, format!("lower is {} but {count} slots end at {directory_end}", header.lower())));
+        return Err(DecodeError::new(
+            "document page",
+            "lower",
+            6,
+            format!("lower is {} but {count} slots end at {directory_end}", header.lower()),
+        ));
     }
     if header.level.get() != 0 || !header.next().is_none() || !header.prev().is_none() {
         return Err(DecodeError::new("document page", "level/next/prev", 12, "unused header fields must be 0 / none"));
@@ -207,7 +222,12 @@ pub fn check_document_page(page: &PageBytes) -> Result<Vec<(u16, &[u8])>, Decode
             continue;
         }
         if offset < header.upper() || offset + length > PAGE_SIZE_BYTES {
-            return Err(DecodeError::new("document page", "slot", at, format!("record [{offset}, {}) lies outside [{}, {PAGE_SIZE_BYTES})", offset + length, header.upper())));
+            return Err(DecodeError::new(
+                "document page",
+                "slot",
+                at,
+                format!("record [{offset}, {}) lies outside [{}, {PAGE_SIZE_BYTES})", offset + length, header.upper()),
+            ));
         }
         extents.push((offset, length, index));
     }
@@ -216,7 +236,12 @@ pub fn check_document_page(page: &PageBytes) -> Result<Vec<(u16, &[u8])>, Decode
     for &(offset, length, index) in &extents {
         if offset != expected_start {
             let at = HEADER_BYTES + SLOT_BYTES * usize::from(index);
-            return Err(DecodeError::new("document page", "slot", at, format!("record at {offset} overlaps or leaves a gap (expected {expected_start})")));
+            return Err(DecodeError::new(
+                "document page",
+                "slot",
+                at,
+                format!("record at {offset} overlaps or leaves a gap (expected {expected_start})"),
+            ));
         }
         expected_start = offset + length;
     }
@@ -262,14 +287,24 @@ pub fn decode_slot_record(bytes: &[u8]) -> Result<SlotRecord<'_>, DecodeError> {
         }
         Some(&RECORD_OVERFLOW) => {
             if bytes.len() != OVERFLOW_STUB_BYTES {
-                return Err(DecodeError::new("slot record", "length", 0, format!("overflow stub of {} bytes, expected {OVERFLOW_STUB_BYTES}", bytes.len())));
+                return Err(DecodeError::new(
+                    "slot record",
+                    "length",
+                    0,
+                    format!("overflow stub of {} bytes, expected {OVERFLOW_STUB_BYTES}", bytes.len()),
+                ));
             }
             let length = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
             let mut page = [0u8; 8];
             page.copy_from_slice(&bytes[5..13]);
             let first_page = u64::from_le_bytes(page);
             if (length as usize) < INLINE_RECORD_MAX_BYTES || length as usize > crate::DOC_SIZE_MAX_BYTES {
-                return Err(DecodeError::new("slot record", "overflow length", 1, format!("overflow length {length} outside [{INLINE_RECORD_MAX_BYTES}, {}]", crate::DOC_SIZE_MAX_BYTES)));
+                return Err(DecodeError::new(
+                    "slot record",
+                    "overflow length",
+                    1,
+                    format!("overflow length {length} outside [{INLINE_RECORD_MAX_BYTES}, {}]", crate::DOC_SIZE_MAX_BYTES),
+                ));
             }
             Ok(SlotRecord::Overflow { length, first_page })
         }
@@ -300,9 +335,20 @@ pub fn fill_overflow_page(page: &mut PageBytes, data: &[u8], next: u64) {
 pub fn check_overflow_page(page: &PageBytes) -> Result<&[u8], DecodeError> {
     let header = PageHeader::read(page);
     if header.kind != PageKind::Overflow as u8 {
-        return Err(DecodeError::new("overflow page", "kind", 4, format!("expected kind {}, found {}", PageKind::Overflow as u8, header.kind)));
+        return Err(DecodeError::new(
+            "overflow page",
+            "kind",
+            4,
+            format!("expected kind {}, found {}", PageKind::Overflow as u8, header.kind),
+        ));
     }
-    if header.upper() != PAGE_SIZE_BYTES || header.lower() <= HEADER_BYTES || header.lower() > header.upper() || header.item_count.get() != 0 || header.level.get() != 0 || !header.prev().is_none() {
+    if header.upper() != PAGE_SIZE_BYTES
+        || header.lower() <= HEADER_BYTES
+        || header.lower() > header.upper()
+        || header.item_count.get() != 0
+        || header.level.get() != 0
+        || !header.prev().is_none()
+    {
         return Err(DecodeError::new("overflow page", "header", 6, "overflow page header fields out of range"));
     }
     Ok(&page[HEADER_BYTES..header.lower()])

@@ -212,7 +212,8 @@ pub enum RecordError {
 
 /// Decodes the record at the start of `bytes` (the rest of the file).
 pub fn decode_record(bytes: &[u8]) -> Result<WalRecord<'_>, RecordError> {
-    let corrupt = |field: &'static str, offset: usize, reason: String| RecordError::Corrupt(DecodeError::new("WAL record", field, offset, reason));
+    let corrupt =
+        |field: &'static str, offset: usize, reason: String| RecordError::Corrupt(DecodeError::new("WAL record", field, offset, reason));
     if bytes.len() < 4 {
         return Err(RecordError::Incomplete { needed: 4, available: bytes.len() });
     }
@@ -276,7 +277,11 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
         let start = entry + PAGE_ENTRY_HEADER_BYTES;
         let image = body.get(start..start + image_length).ok_or_else(|| error("page image", start, "runs past the end".into()))?;
         let image_header = PageHeader::read_image_prefix(image);
-        if image_header.page_no.get() != page_no.0 || image_header.lsn.get() != seq.0 || image_header.lower.get() != lower || image_header.upper.get() != upper {
+        if image_header.page_no.get() != page_no.0
+            || image_header.lsn.get() != seq.0
+            || image_header.lower.get() != lower
+            || image_header.upper.get() != upper
+        {
             return Err(error("page image", start, "image header disagrees with its entry (page number, lsn or hole bounds)".into()));
         }
         pages.push(PageImage { page_no, lower, upper, image });
@@ -285,7 +290,8 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
     if pos != body.len() {
         return Err(error("page images", pos, format!("{} bytes left over after the last page image", body.len() - pos)));
     }
-    let [schema_id, schema_version]: [String; 2] = names.try_into().map_err(|_| error("schema", RECORD_FIXED_BYTES, "missing names".into()))?;
+    let [schema_id, schema_version]: [String; 2] =
+        names.try_into().map_err(|_| error("schema", RECORD_FIXED_BYTES, "missing names".into()))?;
     Ok(WalRecord { seq, op, schema_id, schema_version, id, pages, length })
 }
 

@@ -31,9 +31,7 @@ const HEX_DUMP_BYTES_MAX: usize = 0x10000;
 const HEX_LINE_BYTES: usize = 16;
 
 /// The database id used by the MANIFEST and WAL header examples.
-const EXAMPLE_DATABASE_ID: [u8; 16] = [
-    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
-];
+const EXAMPLE_DATABASE_ID: [u8; 16] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
 
 fn format_md() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../FORMAT.md");
@@ -49,17 +47,10 @@ fn fenced_block(markdown: &str, info: &str) -> String {
         if line.trim_end() != opening {
             continue;
         }
-        let body: Vec<&str> = lines
-            .by_ref()
-            .take_while(|line| line.trim_end() != "```")
-            .collect();
+        let body: Vec<&str> = lines.by_ref().take_while(|line| line.trim_end() != "```").collect();
         blocks.push(body.join("\n"));
     }
-    assert_eq!(
-        blocks.len(),
-        1,
-        "FORMAT.md must hold exactly one block opened by {opening}"
-    );
+    assert_eq!(blocks.len(), 1, "FORMAT.md must hold exactly one block opened by {opening}");
     blocks.remove(0)
 }
 
@@ -69,19 +60,12 @@ fn parse_hex_byte(token: &str, context: &str) -> u8 {
 }
 
 fn parse_hex_bytes(text: &str, context: &str) -> Vec<u8> {
-    text.split_whitespace()
-        .map(|token| parse_hex_byte(token, context))
-        .collect()
+    text.split_whitespace().map(|token| parse_hex_byte(token, context)).collect()
 }
 
 fn parse_offset(text: &str, context: &str) -> usize {
-    assert_eq!(
-        text.len(),
-        4,
-        "{context}: offset '{text}' is not 4 hex digits"
-    );
-    usize::from_str_radix(text, 16)
-        .unwrap_or_else(|_| panic!("{context}: offset '{text}' is not hex"))
+    assert_eq!(text.len(), 4, "{context}: offset '{text}' is not 4 hex digits");
+    usize::from_str_radix(text, 16).unwrap_or_else(|_| panic!("{context}: offset '{text}' is not hex"))
 }
 
 /// Parses a hex dump back to bytes, checking every offset.
@@ -94,31 +78,16 @@ fn parse_hex_dump(block: &str) -> Vec<u8> {
             continue;
         }
         if let Some(rest) = line.strip_prefix("... zero bytes up to ") {
-            let end_text = rest
-                .strip_suffix(" ...")
-                .unwrap_or_else(|| panic!("{context}: elision line must end with ' ...'"));
+            let end_text = rest.strip_suffix(" ...").unwrap_or_else(|| panic!("{context}: elision line must end with ' ...'"));
             let end = parse_offset(end_text, &context);
-            assert!(
-                end > bytes.len(),
-                "{context}: elision must move forward from {:#06x}",
-                bytes.len()
-            );
+            assert!(end > bytes.len(), "{context}: elision must move forward from {:#06x}", bytes.len());
             bytes.resize(end, 0);
             continue;
         }
-        let (offset_text, data) = line
-            .split_once(": ")
-            .unwrap_or_else(|| panic!("{context}: expected 'OFFSET: bytes'"));
-        assert_eq!(
-            parse_offset(offset_text, &context),
-            bytes.len(),
-            "{context}: offset does not match the bytes before it"
-        );
+        let (offset_text, data) = line.split_once(": ").unwrap_or_else(|| panic!("{context}: expected 'OFFSET: bytes'"));
+        assert_eq!(parse_offset(offset_text, &context), bytes.len(), "{context}: offset does not match the bytes before it");
         let data = parse_hex_bytes(data, &context);
-        assert!(
-            !data.is_empty() && data.len() <= HEX_LINE_BYTES,
-            "{context}: a line holds 1 to 16 bytes"
-        );
+        assert!(!data.is_empty() && data.len() <= HEX_LINE_BYTES, "{context}: a line holds 1 to 16 bytes");
         bytes.extend_from_slice(&data);
     }
     bytes
@@ -129,43 +98,25 @@ fn parse_hex_dump(block: &str) -> Vec<u8> {
 fn render_hex_dump(bytes: &[u8]) -> String {
     assert!(bytes.len() <= HEX_DUMP_BYTES_MAX);
     let lines: Vec<&[u8]> = bytes.chunks(HEX_LINE_BYTES).collect();
-    let is_zero_line =
-        |chunk: &[u8]| chunk.len() == HEX_LINE_BYTES && chunk.iter().all(|&byte| byte == 0);
+    let is_zero_line = |chunk: &[u8]| chunk.len() == HEX_LINE_BYTES && chunk.iter().all(|&byte| byte == 0);
     let mut out = String::new();
     let mut index = 0;
     while index < lines.len() {
-        let run = lines[index..]
-            .iter()
-            .take_while(|chunk| is_zero_line(chunk))
-            .count();
+        let run = lines[index..].iter().take_while(|chunk| is_zero_line(chunk)).count();
         if run >= 2 {
             index += run;
-            out.push_str(&format!(
-                "... zero bytes up to {:04x} ...\n",
-                index * HEX_LINE_BYTES
-            ));
+            out.push_str(&format!("... zero bytes up to {:04x} ...\n", index * HEX_LINE_BYTES));
             continue;
         }
-        let hex: Vec<String> = lines[index]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        out.push_str(&format!(
-            "{:04x}: {}\n",
-            index * HEX_LINE_BYTES,
-            hex.join(" ")
-        ));
+        let hex: Vec<String> = lines[index].iter().map(|byte| format!("{byte:02x}")).collect();
+        out.push_str(&format!("{:04x}: {}\n", index * HEX_LINE_BYTES, hex.join(" ")));
         index += 1;
     }
     out
 }
 
 fn hex_string(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 fn example_document() -> Value {
@@ -177,10 +128,7 @@ fn example_document_page() -> Box<PageBytes> {
     let document = example_document();
     let record = encode_record("user", "v1", document.as_object().unwrap()).unwrap();
     let mut page = page::new_page(PageKind::Document, PageNo(0));
-    assert_eq!(
-        slotted::insert(&mut page, &slotted::encode_inline(&record)),
-        Some(0)
-    );
+    assert_eq!(slotted::insert(&mut page, &slotted::encode_inline(&record)), Some(0));
     page::seal(&mut page, SeqNo(1));
     page
 }
@@ -189,13 +137,7 @@ fn example_document_page() -> Box<PageBytes> {
 fn example_wal_record() -> Vec<u8> {
     let page = example_document_page();
     let id = json!("1");
-    let header = RecordHeader {
-        seq: SeqNo(1),
-        op: WalOp::Insert,
-        schema_id: "user",
-        schema_version: "v1",
-        id: &id,
-    };
+    let header = RecordHeader { seq: SeqNo(1), op: WalOp::Insert, schema_id: "user", schema_version: "v1", id: &id };
     wal::encode_record(&header, &[&page])
 }
 
@@ -248,11 +190,7 @@ fn encode_value_example(text: &str) -> Vec<u8> {
     let mut pos = 0;
     let decoded = decode_value(&out, &mut pos).unwrap();
     assert_eq!(pos, out.len());
-    assert_eq!(
-        decoded.to_string(),
-        value.to_string(),
-        "{text} does not survive a round trip"
-    );
+    assert_eq!(decoded.to_string(), value.to_string(), "{text} does not survive a round trip");
     out
 }
 
@@ -284,10 +222,7 @@ fn encode_key_example(text: &str) -> Vec<u8> {
 }
 
 fn render_examples(examples: &[&str], encode: fn(&str) -> Vec<u8>) -> String {
-    examples
-        .iter()
-        .map(|text| format!("{text} -> {}\n", hex_string(&encode(text))))
-        .collect()
+    examples.iter().map(|text| format!("{text} -> {}\n", hex_string(&encode(text)))).collect()
 }
 
 fn check_hex_block(info: &str, expected: &[u8]) {
@@ -306,18 +241,12 @@ fn check_example_lines(info: &str, examples: &[&str], encode: fn(&str) -> Vec<u8
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
-            let (text, hex) = line
-                .split_once(" -> ")
-                .unwrap_or_else(|| panic!("'{line}': expected 'JSON -> hex'"));
+            let (text, hex) = line.split_once(" -> ").unwrap_or_else(|| panic!("'{line}': expected 'JSON -> hex'"));
             (text.trim().to_string(), parse_hex_bytes(hex, line))
         })
         .collect();
     for (text, bytes) in &documented {
-        assert_eq!(
-            &encode(text),
-            bytes,
-            "FORMAT.md block `{info}`, line for {text}"
-        );
+        assert_eq!(&encode(text), bytes, "FORMAT.md block `{info}`, line for {text}");
     }
     let expected: Vec<&str> = examples.to_vec();
     let listed: Vec<&str> = documented.iter().map(|(text, _)| text.as_str()).collect();
@@ -357,27 +286,18 @@ fn wal_record_example_matches_the_encoder() {
     let bytes = example_wal_record();
     let record = wal::decode_record(&bytes).unwrap();
     assert_eq!(record.length, bytes.len());
-    assert_eq!(
-        *record.pages[0].to_page().unwrap(),
-        *example_document_page()
-    );
+    assert_eq!(*record.pages[0].to_page().unwrap(), *example_document_page());
     check_hex_block("hex example-wal-record", &bytes);
 }
 
 #[test]
 fn manifest_example_matches_the_encoder() {
-    check_hex_block(
-        "hex example-manifest",
-        &Manifest::new(EXAMPLE_DATABASE_ID).encode(),
-    );
+    check_hex_block("hex example-manifest", &Manifest::new(EXAMPLE_DATABASE_ID).encode());
 }
 
 #[test]
 fn wal_header_example_matches_the_encoder() {
-    check_hex_block(
-        "hex example-wal-header",
-        &WalHeader::new(EXAMPLE_DATABASE_ID).encode(),
-    );
+    check_hex_block("hex example-wal-header", &WalHeader::new(EXAMPLE_DATABASE_ID).encode());
 }
 
 #[test]
@@ -396,30 +316,12 @@ fn print_examples_on_request() {
         return;
     }
     let blocks = [
-        (
-            "hex example-document-page",
-            render_hex_dump(&example_document_page()[..]),
-        ),
-        (
-            "hex example-wal-record",
-            render_hex_dump(&example_wal_record()),
-        ),
-        (
-            "hex example-manifest",
-            render_hex_dump(&Manifest::new(EXAMPLE_DATABASE_ID).encode()),
-        ),
-        (
-            "hex example-wal-header",
-            render_hex_dump(&WalHeader::new(EXAMPLE_DATABASE_ID).encode()),
-        ),
-        (
-            "text example-values",
-            render_examples(VALUE_EXAMPLES, encode_value_example),
-        ),
-        (
-            "text example-index-keys",
-            render_examples(KEY_EXAMPLES, encode_key_example),
-        ),
+        ("hex example-document-page", render_hex_dump(&example_document_page()[..])),
+        ("hex example-wal-record", render_hex_dump(&example_wal_record())),
+        ("hex example-manifest", render_hex_dump(&Manifest::new(EXAMPLE_DATABASE_ID).encode())),
+        ("hex example-wal-header", render_hex_dump(&WalHeader::new(EXAMPLE_DATABASE_ID).encode())),
+        ("text example-values", render_examples(VALUE_EXAMPLES, encode_value_example)),
+        ("text example-index-keys", render_examples(KEY_EXAMPLES, encode_key_example)),
     ];
     for (info, body) in blocks {
         println!("```{info}\n{body}```\n");

@@ -34,15 +34,8 @@ const CASES: u32 = 256;
 fn config() -> ProptestConfig {
     // No regression files are written into the source tree: a failure
     // prints its minimal case, which becomes a fixed test below.
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(CASES);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|text| text.parse().ok()).unwrap_or(CASES);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 // ---------------------------------------------------------------------------
@@ -64,18 +57,7 @@ fn any_text() -> impl Strategy<Value = String> {
 fn finite_float() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("finite", |float| float.is_finite()),
-        prop::sample::select(vec![
-            0.0,
-            -0.0,
-            1.0,
-            -1.0,
-            0.5,
-            f64::MIN,
-            f64::MAX,
-            f64::MIN_POSITIVE,
-            5e-324,
-            -5e-324
-        ]),
+        prop::sample::select(vec![0.0, -0.0, 1.0, -1.0, 0.5, f64::MIN, f64::MAX, f64::MIN_POSITIVE, 5e-324, -5e-324]),
         (-1000i32..1000).prop_map(f64::from),
     ]
 }
@@ -94,37 +76,28 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..6).prop_map(Value::Array),
-            vec((short_identifier(), inner), 0..6)
-                .prop_map(|members| Value::Object(members.into_iter().collect())),
+            vec((short_identifier(), inner), 0..6).prop_map(|members| Value::Object(members.into_iter().collect())),
         ]
     })
 }
 
 fn id_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        any::<i64>().prop_map(Value::from),
-        any_text().prop_map(Value::String)
-    ]
+    prop_oneof![any::<i64>().prop_map(Value::from), any_text().prop_map(Value::String)]
 }
 
 /// A document body: `_id` somewhere among other members, order kept.
 fn document_body() -> impl Strategy<Value = Map<String, Value>> {
-    (
-        id_value(),
-        vec((short_identifier(), json_value()), 0..8),
-        any::<Index>(),
-    )
-        .prop_map(|(id, members, position)| {
-            let mut ordered: Vec<(String, Value)> = Vec::new();
-            for (name, value) in members {
-                if name != "_id" && !ordered.iter().any(|(existing, _)| *existing == name) {
-                    ordered.push((name, value));
-                }
+    (id_value(), vec((short_identifier(), json_value()), 0..8), any::<Index>()).prop_map(|(id, members, position)| {
+        let mut ordered: Vec<(String, Value)> = Vec::new();
+        for (name, value) in members {
+            if name != "_id" && !ordered.iter().any(|(existing, _)| *existing == name) {
+                ordered.push((name, value));
             }
-            let at = position.index(ordered.len() + 1);
-            ordered.insert(at, ("_id".to_string(), id));
-            ordered.into_iter().collect()
-        })
+        }
+        let at = position.index(ordered.len() + 1);
+        ordered.insert(at, ("_id".to_string(), id));
+        ordered.into_iter().collect()
+    })
 }
 
 /// One mutation of a byte string: what to do, where, with which byte.
@@ -220,10 +193,7 @@ fn build_page(plan: &PagePlan, page_no: PageNo, lsn: SeqNo) -> Box<PageBytes> {
         PagePlan::Overflow { data, next } => {
             let mut page = page::new_page(PageKind::Overflow, page_no);
             slotted::fill_overflow_page(&mut page, data, *next);
-            assert_eq!(
-                slotted::check_overflow_page(&page).expect("built overflow page is valid"),
-                &data[..]
-            );
+            assert_eq!(slotted::check_overflow_page(&page).expect("built overflow page is valid"), &data[..]);
             page
         }
         PagePlan::Free => page::new_page(PageKind::Free, page_no),
@@ -248,40 +218,16 @@ struct RecordPlan {
 }
 
 fn record_plan() -> impl Strategy<Value = RecordPlan> {
-    (
-        1..=u64::MAX,
-        wal_op(),
-        identifier(),
-        identifier(),
-        id_value(),
-        vec((any::<u64>(), page_plan()), 0..4),
-    )
-        .prop_map(
-            |(seq, op, schema_id, schema_version, id, pages)| RecordPlan {
-                seq,
-                op,
-                schema_id,
-                schema_version,
-                id,
-                pages,
-            },
-        )
+    (1..=u64::MAX, wal_op(), identifier(), identifier(), id_value(), vec((any::<u64>(), page_plan()), 0..4))
+        .prop_map(|(seq, op, schema_id, schema_version, id, pages)| RecordPlan { seq, op, schema_id, schema_version, id, pages })
 }
 
 fn build_record(plan: &RecordPlan) -> (Vec<u8>, Vec<Box<PageBytes>>) {
-    let pages: Vec<Box<PageBytes>> = plan
-        .pages
-        .iter()
-        .map(|(page_no, page_plan)| build_page(page_plan, PageNo(*page_no), SeqNo(plan.seq)))
-        .collect();
+    let pages: Vec<Box<PageBytes>> =
+        plan.pages.iter().map(|(page_no, page_plan)| build_page(page_plan, PageNo(*page_no), SeqNo(plan.seq))).collect();
     let page_refs: Vec<&PageBytes> = pages.iter().map(|page| &**page).collect();
-    let header = RecordHeader {
-        seq: SeqNo(plan.seq),
-        op: plan.op,
-        schema_id: &plan.schema_id,
-        schema_version: &plan.schema_version,
-        id: &plan.id,
-    };
+    let header =
+        RecordHeader { seq: SeqNo(plan.seq), op: plan.op, schema_id: &plan.schema_id, schema_version: &plan.schema_version, id: &plan.id };
     (wal::encode_record(&header, &page_refs), pages)
 }
 
@@ -291,8 +237,7 @@ fn build_record(plan: &RecordPlan) -> (Vec<u8>, Vec<Box<PageBytes>>) {
 fn exercise_document(bytes: &[u8]) {
     if let Ok(record) = decode_record(bytes) {
         // Whatever decodes re-encodes to the same bytes: the encoding is canonical.
-        let again = encode_record(&record.schema_id, &record.schema_version, &record.body)
-            .expect("decoded record re-encodes");
+        let again = encode_record(&record.schema_id, &record.schema_version, &record.body).expect("decoded record re-encodes");
         assert_eq!(again, bytes);
     }
 }
@@ -392,59 +337,41 @@ fn plausible_page() -> impl Strategy<Value = (Box<PageBytes>, u64)> {
         0u64..4,
         prop_oneof![3 => Just(u64::MAX), 1 => any::<u64>()],
         prop_oneof![3 => Just(u64::MAX), 1 => any::<u64>()],
-        prop_oneof![
-            Just(Vec::new()),
-            vec(any::<u8>(), 0..64),
-            vec(any::<u8>(), 0..PAGE_SIZE_BYTES - HEADER_BYTES)
-        ],
+        prop_oneof![Just(Vec::new()), vec(any::<u8>(), 0..64), vec(any::<u8>(), 0..PAGE_SIZE_BYTES - HEADER_BYTES)],
     )
-        .prop_map(
-            |(kind, lower, upper, item_count, level, page_no, next, prev, body)| {
-                let lower = match lower {
-                    Lower::Random(lower) => lower,
-                    Lower::AfterSlots => {
-                        (HEADER_BYTES as u16).wrapping_add(item_count.wrapping_mul(4))
-                    }
-                    Lower::AfterCellOffsets => {
-                        (HEADER_BYTES as u16).wrapping_add(item_count.wrapping_mul(2))
-                    }
-                };
-                let mut page = Box::new([0u8; PAGE_SIZE_BYTES]);
-                let mut header = PageHeader::new(PageKind::Document, PageNo(page_no));
-                header.kind = kind;
-                header.lower = lower.into();
-                header.upper = upper.into();
-                header.item_count = item_count.into();
-                header.level = level.into();
-                header.next = next.into();
-                header.prev = prev.into();
-                header.write(&mut page);
-                page[HEADER_BYTES..HEADER_BYTES + body.len()].copy_from_slice(&body);
-                page::seal(&mut page, SeqNo(1));
-                (page, page_no)
-            },
-        )
+        .prop_map(|(kind, lower, upper, item_count, level, page_no, next, prev, body)| {
+            let lower = match lower {
+                Lower::Random(lower) => lower,
+                Lower::AfterSlots => (HEADER_BYTES as u16).wrapping_add(item_count.wrapping_mul(4)),
+                Lower::AfterCellOffsets => (HEADER_BYTES as u16).wrapping_add(item_count.wrapping_mul(2)),
+            };
+            let mut page = Box::new([0u8; PAGE_SIZE_BYTES]);
+            let mut header = PageHeader::new(PageKind::Document, PageNo(page_no));
+            header.kind = kind;
+            header.lower = lower.into();
+            header.upper = upper.into();
+            header.item_count = item_count.into();
+            header.level = level.into();
+            header.next = next.into();
+            header.prev = prev.into();
+            header.write(&mut page);
+            page[HEADER_BYTES..HEADER_BYTES + body.len()].copy_from_slice(&body);
+            page::seal(&mut page, SeqNo(1));
+            (page, page_no)
+        })
 }
 
 fn schema_field() -> impl Strategy<Value = Value> {
-    let type_name = prop::sample::select(vec![
-        "string", "int", "float", "bool", "object", "array", "date", "",
-    ]);
-    let leaf = (
-        type_name,
-        prop_oneof![
-            Just(None),
-            any::<bool>().prop_map(|flag| Some(json!(flag))),
-            Just(Some(json!("yes")))
-        ],
-    )
-        .prop_map(|(name, required)| {
+    let type_name = prop::sample::select(vec!["string", "int", "float", "bool", "object", "array", "date", ""]);
+    let leaf = (type_name, prop_oneof![Just(None), any::<bool>().prop_map(|flag| Some(json!(flag))), Just(Some(json!("yes")))]).prop_map(
+        |(name, required)| {
             let mut definition = json!({"type": name});
             if let Some(required) = required {
                 definition["required"] = required;
             }
             definition
-        });
+        },
+    );
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
             vec((short_identifier(), inner.clone()), 0..4)
@@ -499,28 +426,15 @@ const RICH_SCHEMA: &str = r#"{
 
 /// Documents that fit `RICH_SCHEMA` (ints given for the float field).
 fn rich_document() -> impl Strategy<Value = Value> {
-    let score = prop_oneof![
-        finite_float().prop_map(float_value),
-        (-(1i64 << 53)..(1i64 << 53)).prop_map(Value::from)
-    ];
-    let address = (
-        any_text(),
-        proptest::option::of(any::<i64>()),
-        vec(vec(finite_float(), 0..3), 0..3),
-    )
-        .prop_map(|(city, zip, points)| {
-            let mut address = json!({"city": city});
-            if let Some(zip) = zip {
-                address["zip"] = json!(zip);
-            }
-            address["points"] = Value::Array(
-                points
-                    .into_iter()
-                    .map(|row| Value::Array(row.into_iter().map(float_value).collect()))
-                    .collect(),
-            );
-            address
-        });
+    let score = prop_oneof![finite_float().prop_map(float_value), (-(1i64 << 53)..(1i64 << 53)).prop_map(Value::from)];
+    let address = (any_text(), proptest::option::of(any::<i64>()), vec(vec(finite_float(), 0..3), 0..3)).prop_map(|(city, zip, points)| {
+        let mut address = json!({"city": city});
+        if let Some(zip) = zip {
+            address["zip"] = json!(zip);
+        }
+        address["points"] = Value::Array(points.into_iter().map(|row| Value::Array(row.into_iter().map(float_value).collect())).collect());
+        address
+    });
     (
         any::<i64>(),
         any_text(),
@@ -545,13 +459,7 @@ fn rich_document() -> impl Strategy<Value = Value> {
 }
 
 fn config_like() -> impl Strategy<Value = Value> {
-    let field = prop::sample::select(vec![
-        "data_dir",
-        "wal_sync_mode",
-        "max_wal_size_bytes",
-        "max_memory_bytes",
-        "extra",
-    ]);
+    let field = prop::sample::select(vec!["data_dir", "wal_sync_mode", "max_wal_size_bytes", "max_memory_bytes", "extra"]);
     let value = prop_oneof![
         Just(json!("./data")),
         Just(json!("fsync")),
@@ -560,14 +468,8 @@ fn config_like() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         json_value(),
     ];
-    vec((field, value), 0..6).prop_map(|members| {
-        Value::Object(
-            members
-                .into_iter()
-                .map(|(field, value)| (field.to_string(), value))
-                .collect(),
-        )
-    })
+    vec((field, value), 0..6)
+        .prop_map(|members| Value::Object(members.into_iter().map(|(field, value)| (field.to_string(), value)).collect()))
 }
 
 // ---------------------------------------------------------------------------
@@ -583,19 +485,13 @@ fn key_value() -> impl Strategy<Value = KeyValue> {
 }
 
 fn id_key() -> impl Strategy<Value = KeyValue> {
-    prop_oneof![
-        any::<i64>().prop_map(KeyValue::Int),
-        any_text().prop_map(KeyValue::String)
-    ]
+    prop_oneof![any::<i64>().prop_map(KeyValue::Int), any_text().prop_map(KeyValue::String)]
 }
 
 /// Strings over a small alphabet, so that prefixes and NULs meet often.
 fn tricky_string() -> impl Strategy<Value = String> {
-    vec(
-        prop::sample::select(vec!['\0', '\u{1}', 'a', 'b', '\u{ff}', 'é', '\u{10FFFF}']),
-        0..6,
-    )
-    .prop_map(|chars| chars.into_iter().collect())
+    vec(prop::sample::select(vec!['\0', '\u{1}', 'a', 'b', '\u{ff}', 'é', '\u{10FFFF}']), 0..6)
+        .prop_map(|chars| chars.into_iter().collect())
 }
 
 fn normalized(value: &KeyValue) -> KeyValue {
@@ -1027,8 +923,7 @@ fn full_document_page(page_no: PageNo, lsn: SeqNo) -> Box<PageBytes> {
     let mut page = page::new_page(PageKind::Document, page_no);
     let mut number = 0;
     loop {
-        let record =
-            slotted::encode_inline(&encode_record("user", "v1", &sample_document(number)).unwrap());
+        let record = slotted::encode_inline(&encode_record("user", "v1", &sample_document(number)).unwrap());
         if slotted::insert(&mut page, &record).is_none() {
             break;
         }
@@ -1047,18 +942,13 @@ fn every_bit_flip_of_a_full_document_page_is_detected() {
     page::verify(&page, PageNo(1234)).unwrap();
     let records = slotted::check_document_page(&page).unwrap();
     for (_, record) in &records {
-        let SlotRecord::Inline(document) = slotted::decode_slot_record(record).unwrap() else {
-            panic!("stub")
-        };
+        let SlotRecord::Inline(document) = slotted::decode_slot_record(record).unwrap() else { panic!("stub") };
         decode_record(document).unwrap();
     }
     let mut damaged = page.clone();
     for bit in 0..PAGE_SIZE_BYTES * 8 {
         damaged[bit / 8] ^= 1 << (bit % 8);
-        assert!(
-            page::verify(&damaged, PageNo(1234)).is_err(),
-            "flip of bit {bit} went unnoticed"
-        );
+        assert!(page::verify(&damaged, PageNo(1234)).is_err(), "flip of bit {bit} went unnoticed");
         damaged[bit / 8] ^= 1 << (bit % 8);
     }
 }
@@ -1070,13 +960,10 @@ fn multi_page_record() -> Vec<u8> {
     let full = full_document_page(PageNo(3), lsn);
     let mut half = page::new_page(PageKind::Document, PageNo(4));
     for number in 0..12 {
-        let record =
-            slotted::encode_inline(&encode_record("user", "v1", &sample_document(number)).unwrap());
+        let record = slotted::encode_inline(&encode_record("user", "v1", &sample_document(number)).unwrap());
         slotted::insert(&mut half, &record).unwrap();
     }
-    let overflow_data: Vec<u8> = (0..OVERFLOW_DATA_BYTES)
-        .map(|index| (index * 31 % 251) as u8)
-        .collect();
+    let overflow_data: Vec<u8> = (0..OVERFLOW_DATA_BYTES).map(|index| (index * 31 % 251) as u8).collect();
     let mut overflow = page::new_page(PageKind::Overflow, PageNo(9));
     slotted::fill_overflow_page(&mut overflow, &overflow_data, PageNo::NONE.0);
     let mut free = page::new_page(PageKind::Free, PageNo(10));
@@ -1084,13 +971,7 @@ fn multi_page_record() -> Vec<u8> {
         page::seal(page, lsn);
     }
     let id = json!("user-0003");
-    let header = RecordHeader {
-        seq: lsn,
-        op: WalOp::Update,
-        schema_id: "user",
-        schema_version: "v1",
-        id: &id,
-    };
+    let header = RecordHeader { seq: lsn, op: WalOp::Update, schema_id: "user", schema_version: "v1", id: &id };
     wal::encode_record(&header, &[&full, &half, &overflow, &free])
 }
 
@@ -1119,13 +1000,7 @@ fn every_bit_flip_of_a_multi_page_wal_record_is_detected() {
 fn every_cut_of_a_multi_page_wal_record_is_incomplete() {
     let bytes = multi_page_record();
     for cut in 0..bytes.len() {
-        assert!(
-            matches!(
-                wal::decode_record(&bytes[..cut]),
-                Err(RecordError::Incomplete { .. })
-            ),
-            "cut at {cut}"
-        );
+        assert!(matches!(wal::decode_record(&bytes[..cut]), Err(RecordError::Incomplete { .. })), "cut at {cut}");
     }
 }
 
@@ -1141,11 +1016,7 @@ fn inline_limit_is_exact() {
         let base = encode_record("s", "v", &body).unwrap().len();
         // A string of n < 128 bytes takes n + 1 bytes after its tag; longer
         // ones take n + 2 (two-byte varint length).
-        let pad = if length - base < 128 {
-            length - base
-        } else {
-            length - base - 1
-        };
+        let pad = if length - base < 128 { length - base } else { length - base - 1 };
         body.insert("pad".into(), json!("x".repeat(pad)));
         let bytes = encode_record("s", "v", &body).unwrap();
         assert_eq!(bytes.len(), length);
@@ -1156,10 +1027,7 @@ fn inline_limit_is_exact() {
     let slot = slotted::insert(&mut page, &slotted::encode_inline(&largest_inline)).unwrap();
     let stored = slotted::record(&page, slot).unwrap();
     assert_eq!(stored.len(), INLINE_RECORD_MAX_BYTES);
-    assert_eq!(
-        slotted::decode_slot_record(stored).unwrap(),
-        SlotRecord::Inline(&largest_inline[..])
-    );
+    assert_eq!(slotted::decode_slot_record(stored).unwrap(), SlotRecord::Inline(&largest_inline[..]));
     let smallest_overflow = record_of(INLINE_RECORD_MAX_BYTES);
     assert!(slotted::decode_slot_record(&slotted::encode_inline(&smallest_overflow)).is_err());
     let stub = slotted::encode_overflow_stub(smallest_overflow.len() as u32, 17);
@@ -1171,13 +1039,7 @@ fn inline_limit_is_exact() {
 }
 
 /// A page whose header has only been written, not verified.
-fn unverified_page(
-    kind: PageKind,
-    lower: u16,
-    upper: u16,
-    item_count: u16,
-    fill: u8,
-) -> Box<PageBytes> {
+fn unverified_page(kind: PageKind, lower: u16, upper: u16, item_count: u16, fill: u8) -> Box<PageBytes> {
     let mut page = Box::new([fill; PAGE_SIZE_BYTES]);
     let mut header = PageHeader::new(kind, PageNo(0));
     header.lower = lower.into();

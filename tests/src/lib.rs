@@ -40,11 +40,7 @@ pub fn binary(name: &str) -> PathBuf {
         folder.pop();
     }
     let path = folder.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds every binary",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`, which builds every binary", path.display());
     path
 }
 
@@ -57,8 +53,7 @@ impl Sandbox {
     /// A folder with the install guide's config, not yet initialised.
     pub fn new() -> Sandbox {
         let folder = tempfile::tempdir().expect("temporary folder");
-        std::fs::write(folder.path().join("aerodb.json"), INSTALL_GUIDE_CONFIG)
-            .expect("write config");
+        std::fs::write(folder.path().join("aerodb.json"), INSTALL_GUIDE_CONFIG).expect("write config");
         Sandbox { folder }
     }
 
@@ -67,16 +62,8 @@ impl Sandbox {
     pub fn with_user_schema() -> Sandbox {
         let sandbox = Sandbox::new();
         let output = sandbox.aerodb(&["init"], "");
-        assert!(
-            output.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        std::fs::write(
-            sandbox.data().join("metadata/schemas/user_v1.json"),
-            USER_SCHEMA,
-        )
-        .expect("write schema");
+        assert!(output.status.success(), "init failed: {}", String::from_utf8_lossy(&output.stderr));
+        std::fs::write(sandbox.data().join("metadata/schemas/user_v1.json"), USER_SCHEMA).expect("write schema");
         sandbox
     }
 
@@ -106,15 +93,12 @@ impl Sandbox {
 
     /// Writes a schema file by hand into `metadata/schemas/<name>`.
     pub fn write_schema(&self, name: &str, text: &str) {
-        std::fs::write(self.data().join("metadata/schemas").join(name), text)
-            .expect("write schema");
+        std::fs::write(self.data().join("metadata/schemas").join(name), text).expect("write schema");
     }
 
     /// Length of `data/wal/wal.log` in bytes.
     pub fn wal_len(&self) -> u64 {
-        std::fs::metadata(self.data().join("wal/wal.log"))
-            .expect("wal/wal.log")
-            .len()
+        std::fs::metadata(self.data().join("wal/wal.log")).expect("wal/wal.log").len()
     }
 
     /// Runs `aerodb <args> --config aerodb.json` in the sandbox with `stdin`.
@@ -125,21 +109,13 @@ impl Sandbox {
     /// Like [`Sandbox::aerodb`] with raw bytes (not necessarily UTF-8) on stdin.
     pub fn aerodb_bytes(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut command = Command::new(binary("aerodb"));
-        command
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.path());
+        command.args(args).arg("--config").arg(self.config()).current_dir(self.path());
         run_with_stdin(command, stdin, &[])
     }
 
     pub fn aerodb_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
         let mut command = Command::new(binary("aerodb"));
-        command
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.path());
+        command.args(args).arg("--config").arg(self.config()).current_dir(self.path());
         run_with_stdin(command, stdin.as_bytes(), env)
     }
 
@@ -152,27 +128,14 @@ impl Sandbox {
     /// Starts `aerodb start` with piped stdin/stdout.
     pub fn start(&self, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(binary("aerodb"));
-        command
-            .arg("start")
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.path());
+        command.arg("start").arg("--config").arg(self.config()).current_dir(self.path());
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aerodb start");
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn aerodb start");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Server {
-            child,
-            stdin,
-            stdout,
-        }
+        Server { child, stdin, stdout }
     }
 }
 
@@ -186,12 +149,7 @@ pub fn run_with_stdin(mut command: Command, stdin: &[u8], env: &[(&str, &str)]) 
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut input = child.stdin.take().expect("stdin");
     let bytes = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -207,10 +165,7 @@ pub fn responses(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|error| panic!("stdout line is not JSON ({error}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("stdout line is not JSON ({error}): {line}")))
         .collect()
 }
 
@@ -221,12 +176,7 @@ pub fn fatal_error(output: &Output) -> Value {
         .rev()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|value| value.get("code").is_some() && value.get("status").is_some())
-        .unwrap_or_else(|| {
-            panic!(
-                "no fatal error object on stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+        .unwrap_or_else(|| panic!("no fatal error object on stderr: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
 /// Every stderr line of a run, parsed as a JSON log line; panics on a line
@@ -237,16 +187,10 @@ pub fn log_lines(output: &Output) -> Vec<Value> {
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
-            let value: Value = serde_json::from_str(line)
-                .unwrap_or_else(|error| panic!("stderr line is not JSON ({error}): {line}"));
-            let is_log = ["level", "component", "event"]
-                .iter()
-                .all(|key| value.get(key).is_some_and(Value::is_string));
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("stderr line is not JSON ({error}): {line}"));
+            let is_log = ["level", "component", "event"].iter().all(|key| value.get(key).is_some_and(Value::is_string));
             let is_error = value.get("status").is_some() && value.get("code").is_some();
-            assert!(
-                is_log || is_error,
-                "stderr line is neither a log line nor an error object: {line}"
-            );
+            assert!(is_log || is_error, "stderr line is neither a log line nor an error object: {line}");
             value
         })
         .collect()
@@ -322,11 +266,7 @@ impl Server {
             let _ = pipe.read_to_end(&mut stderr);
         }
         drop(self.stdin.take());
-        Output {
-            status,
-            stdout,
-            stderr,
-        }
+        Output { status, stdout, stderr }
     }
 
     /// Closes stdin (EOF) and waits for the exit status.
@@ -342,15 +282,11 @@ impl Server {
 
 /// An insert request for the install guide's schema.
 pub fn insert_user(id: &str, name: &str, age: i64) -> String {
-    format!(
-        r#"{{"op":"insert","schema_id":"user","schema_version":"v1","document":{{"_id":"{id}","name":"{name}","age":{age}}}}}"#
-    )
+    format!(r#"{{"op":"insert","schema_id":"user","schema_version":"v1","document":{{"_id":"{id}","name":"{name}","age":{age}}}}}"#)
 }
 
 /// A query for one `_id`.
 pub fn find_user(id: &str) -> String {
-    format!(
-        r#"{{"op":"query","schema_id":"user","schema_version":"v1","filter":{{"_id":"{id}"}},"limit":1}}"#
-    )
+    format!(r#"{{"op":"query","schema_id":"user","schema_version":"v1","filter":{{"_id":"{id}"}},"limit":1}}"#)
 }
 pub mod reliability;

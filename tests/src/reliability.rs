@@ -41,11 +41,7 @@ pub type DocKey = (String, String);
 /// An initialised sandbox with the install guide's `user` schema and [`NOTE_SCHEMA`].
 pub fn sandbox_with_schemas() -> Sandbox {
     let sandbox = Sandbox::with_user_schema();
-    std::fs::write(
-        sandbox.data().join("metadata/schemas/note_v1.json"),
-        NOTE_SCHEMA,
-    )
-    .expect("write note schema");
+    std::fs::write(sandbox.data().join("metadata/schemas/note_v1.json"), NOTE_SCHEMA).expect("write note schema");
     sandbox
 }
 
@@ -59,17 +55,14 @@ pub fn note_doc(id: &str, title: &str, rev: i64, body_chars: usize) -> Value {
     let mut document = json!({"_id": id, "title": title, "rev": rev});
     if body_chars > 0 {
         // Deterministic, varied text (not one repeated byte).
-        let body: String = (0..body_chars)
-            .map(|index| (b'a' + ((index * 7 + rev as usize) % 26) as u8) as char)
-            .collect();
+        let body: String = (0..body_chars).map(|index| (b'a' + ((index * 7 + rev as usize) % 26) as u8) as char).collect();
         document["body"] = Value::String(body);
     }
     document
 }
 
 fn write_request(op: &str, collection: &str, document: &Value) -> String {
-    json!({"op": op, "schema_id": collection, "schema_version": "v1", "document": document})
-        .to_string()
+    json!({"op": op, "schema_id": collection, "schema_version": "v1", "document": document}).to_string()
 }
 
 pub fn insert_request(collection: &str, document: &Value) -> String {
@@ -94,53 +87,30 @@ pub enum Op {
 
 impl Op {
     pub fn insert(collection: &str, document: Value) -> Op {
-        Op::Insert {
-            collection: collection.into(),
-            document,
-        }
+        Op::Insert { collection: collection.into(), document }
     }
 
     pub fn update(collection: &str, document: Value) -> Op {
-        Op::Update {
-            collection: collection.into(),
-            document,
-        }
+        Op::Update { collection: collection.into(), document }
     }
 
     pub fn delete(collection: &str, id: &str) -> Op {
-        Op::Delete {
-            collection: collection.into(),
-            id: id.into(),
-        }
+        Op::Delete { collection: collection.into(), id: id.into() }
     }
 
     pub fn request(&self) -> String {
         match self {
-            Op::Insert {
-                collection,
-                document,
-            } => insert_request(collection, document),
-            Op::Update {
-                collection,
-                document,
-            } => update_request(collection, document),
+            Op::Insert { collection, document } => insert_request(collection, document),
+            Op::Update { collection, document } => update_request(collection, document),
             Op::Delete { collection, id } => delete_request(collection, id),
         }
     }
 
     pub fn key(&self) -> DocKey {
         match self {
-            Op::Insert {
-                collection,
-                document,
+            Op::Insert { collection, document } | Op::Update { collection, document } => {
+                (collection.clone(), document["_id"].as_str().expect("string _id").to_string())
             }
-            | Op::Update {
-                collection,
-                document,
-            } => (
-                collection.clone(),
-                document["_id"].as_str().expect("string _id").to_string(),
-            ),
             Op::Delete { collection, id } => (collection.clone(), id.clone()),
         }
     }
@@ -168,9 +138,7 @@ impl Model {
     pub fn after(&self, write: &Op) -> Option<Value> {
         match (write, self.expected_code(write)) {
             (_, Some(_)) => self.docs.get(&write.key()).cloned(),
-            (Op::Insert { document, .. } | Op::Update { document, .. }, None) => {
-                Some(document.clone())
-            }
+            (Op::Insert { document, .. } | Op::Update { document, .. }, None) => Some(document.clone()),
             (Op::Delete { .. }, None) => None,
         }
     }
@@ -190,83 +158,49 @@ impl Model {
         match expected {
             None if ok => {
                 if response["data"] != json!([]) {
-                    return Err(format!(
-                        "write {} answered ok with data {}",
-                        write.request(),
-                        response["data"]
-                    ));
+                    return Err(format!("write {} answered ok with data {}", write.request(), response["data"]));
                 }
                 self.apply(write);
                 Ok(true)
             }
             Some(code) if !ok && response["code"] == code => Ok(false),
-            _ => Err(format!(
-                "write {} expected {} but got {response}",
-                write.request(),
-                expected.unwrap_or("ok")
-            )),
+            _ => Err(format!("write {} expected {} but got {response}", write.request(), expected.unwrap_or("ok"))),
         }
     }
 
     pub fn collection(&self, collection: &str) -> Vec<&Value> {
-        self.docs
-            .iter()
-            .filter(|((name, _), _)| name == collection)
-            .map(|(_, document)| document)
-            .collect()
+        self.docs.iter().filter(|((name, _), _)| name == collection).map(|(_, document)| document).collect()
     }
 
     /// Compares what a database serves with the model. `uncertain` names
     /// documents whose write was in flight at a crash, with the states each
     /// may be in; the model takes the state found.
-    pub fn reconcile(
-        &mut self,
-        served: &BTreeMap<DocKey, Value>,
-        uncertain: &[(DocKey, Vec<Option<Value>>)],
-    ) -> Result<(), String> {
+    pub fn reconcile(&mut self, served: &BTreeMap<DocKey, Value>, uncertain: &[(DocKey, Vec<Option<Value>>)]) -> Result<(), String> {
         let uncertain_keys: BTreeSet<&DocKey> = uncertain.iter().map(|(key, _)| key).collect();
         for (key, document) in &self.docs {
             if uncertain_keys.contains(key) {
                 continue;
             }
             match served.get(key) {
-                None => {
-                    return Err(format!(
-                        "acknowledged document {key:?} is missing (expected {})",
-                        text(document)
-                    ))
-                }
+                None => return Err(format!("acknowledged document {key:?} is missing (expected {})", text(document))),
                 Some(found) if text(found) != text(document) => {
-                    return Err(format!(
-                        "document {key:?} is {} but the acknowledged content is {}",
-                        text(found),
-                        text(document)
-                    ))
+                    return Err(format!("document {key:?} is {} but the acknowledged content is {}", text(found), text(document)))
                 }
                 Some(_) => {}
             }
         }
         for (key, found) in served {
             if !uncertain_keys.contains(key) && !self.docs.contains_key(key) {
-                return Err(format!(
-                    "document {key:?} is served ({}) but no acknowledged write left it there",
-                    text(found)
-                ));
+                return Err(format!("document {key:?} is served ({}) but no acknowledged write left it there", text(found)));
             }
         }
         for (key, states) in uncertain {
             let found = served.get(key).cloned();
             let found_text = found.as_ref().map(text);
-            if !states
-                .iter()
-                .any(|state| state.as_ref().map(text) == found_text)
-            {
+            if !states.iter().any(|state| state.as_ref().map(text) == found_text) {
                 return Err(format!(
                     "in-flight document {key:?} is {found_text:?}, expected one of {:?}",
-                    states
-                        .iter()
-                        .map(|state| state.as_ref().map(text))
-                        .collect::<Vec<_>>()
+                    states.iter().map(|state| state.as_ref().map(text)).collect::<Vec<_>>()
                 ));
             }
             match found {
@@ -335,48 +269,34 @@ pub fn parse_read_all(responses: &[Value]) -> Result<BTreeMap<DocKey, Value>, St
         return Err(format!("expected {READ_ALL_RESPONSES} responses to the read-all queries, got {}: {responses:?}", responses.len()));
     }
     let mut served = BTreeMap::new();
-    for (collection, group, fields) in [
-        ("user", &responses[0..3], ["_id", "name", "age"]),
-        ("note", &responses[3..6], ["_id", "title", "rev"]),
-    ] {
+    for (collection, group, fields) in
+        [("user", &responses[0..3], ["_id", "name", "age"]), ("note", &responses[3..6], ["_id", "title", "rev"])]
+    {
         let mut lists = Vec::new();
         for response in group {
             if response["status"] != "ok" {
                 return Err(format!("read-all query of {collection} failed: {response}"));
             }
-            let documents: Vec<&Value> = response["data"]
-                .as_array()
-                .ok_or_else(|| format!("data is not an array: {response}"))?
-                .iter()
-                .collect();
+            let documents: Vec<&Value> =
+                response["data"].as_array().ok_or_else(|| format!("data is not an array: {response}"))?.iter().collect();
             if documents.len() >= READ_LIMIT {
-                return Err(format!(
-                    "{collection} holds {} documents, at the read limit",
-                    documents.len()
-                ));
+                return Err(format!("{collection} holds {} documents, at the read limit", documents.len()));
             }
             lists.push(documents);
         }
         let by_id = &lists[0];
         for (position, field) in fields.iter().enumerate() {
             let expected: Vec<String> = ordered_by(by_id, field).into_iter().map(text).collect();
-            let found: Vec<String> = lists[position]
-                .iter()
-                .map(|document| text(document))
-                .collect();
+            let found: Vec<String> = lists[position].iter().map(|document| text(document)).collect();
             if expected != found {
-                return Err(format!("{collection} through index '{field}' disagrees with the _id index:\n  by {field}: {found:?}\n  expected: {expected:?}"));
+                return Err(format!(
+                    "{collection} through index '{field}' disagrees with the _id index:\n  by {field}: {found:?}\n  expected: {expected:?}"
+                ));
             }
         }
         for document in by_id {
-            let id = document["_id"]
-                .as_str()
-                .ok_or_else(|| format!("_id is not a string: {document}"))?
-                .to_string();
-            if served
-                .insert((collection.to_string(), id.clone()), (*document).clone())
-                .is_some()
-            {
+            let id = document["_id"].as_str().ok_or_else(|| format!("_id is not a string: {document}"))?.to_string();
+            if served.insert((collection.to_string(), id.clone()), (*document).clone()).is_some() {
                 return Err(format!("{collection} serves _id {id} twice"));
             }
         }
@@ -393,17 +313,10 @@ pub fn point_query_requests(model: &Model, absent: &[DocKey]) -> String {
         json!({"op": "query", "schema_id": collection, "schema_version": "v1", "filter": filter, "limit": READ_LIMIT}).to_string() + "\n"
     };
     for ((collection, id), document) in &model.docs {
-        let (equal_field, range_field) = if collection == "user" {
-            ("name", "age")
-        } else {
-            ("title", "rev")
-        };
+        let (equal_field, range_field) = if collection == "user" { ("name", "age") } else { ("title", "rev") };
         out += &query(collection, json!({"_id": id}));
         out += &query(collection, json!({equal_field: document[equal_field]}));
-        out += &query(
-            collection,
-            json!({range_field: {"$gte": document[range_field], "$lte": document[range_field]}}),
-        );
+        out += &query(collection, json!({range_field: {"$gte": document[range_field], "$lte": document[range_field]}}));
     }
     for (collection, id) in absent {
         out += &query(collection, json!({"_id": id}));
@@ -412,17 +325,10 @@ pub fn point_query_requests(model: &Model, absent: &[DocKey]) -> String {
 }
 
 /// Checks the answers to [`point_query_requests`] against the model.
-pub fn check_point_queries(
-    model: &Model,
-    absent: &[DocKey],
-    responses: &[Value],
-) -> Result<(), String> {
+pub fn check_point_queries(model: &Model, absent: &[DocKey], responses: &[Value]) -> Result<(), String> {
     let expected_count = model.docs.len() * 3 + absent.len();
     if responses.len() != expected_count {
-        return Err(format!(
-            "expected {expected_count} point-query responses, got {}",
-            responses.len()
-        ));
+        return Err(format!("expected {expected_count} point-query responses, got {}", responses.len()));
     }
     let mut answers = responses.iter();
     let mut next = |what: String| -> Result<Vec<String>, String> {
@@ -430,52 +336,31 @@ pub fn check_point_queries(
         if response["status"] != "ok" {
             return Err(format!("{what}: {response}"));
         }
-        Ok(response["data"]
-            .as_array()
-            .ok_or_else(|| format!("{what}: data is not an array"))?
-            .iter()
-            .map(text)
-            .collect())
+        Ok(response["data"].as_array().ok_or_else(|| format!("{what}: data is not an array"))?.iter().map(text).collect())
     };
     for ((collection, id), document) in &model.docs {
-        let (equal_field, range_field) = if collection == "user" {
-            ("name", "age")
-        } else {
-            ("title", "rev")
-        };
+        let (equal_field, range_field) = if collection == "user" { ("name", "age") } else { ("title", "rev") };
         let same = |field: &str| -> Vec<String> {
-            let mut matching: Vec<&Value> = model
-                .collection(collection)
-                .into_iter()
-                .filter(|other| other[field] == document[field])
-                .collect();
+            let mut matching: Vec<&Value> =
+                model.collection(collection).into_iter().filter(|other| other[field] == document[field]).collect();
             matching.sort_by(|a, b| a["_id"].as_str().cmp(&b["_id"].as_str()));
             matching.into_iter().map(text).collect()
         };
         let by_id = next(format!("{collection} _id = {id}"))?;
         if by_id != vec![text(document)] {
-            return Err(format!(
-                "{collection} _id = {id} answered {by_id:?}, expected {}",
-                text(document)
-            ));
+            return Err(format!("{collection} _id = {id} answered {by_id:?}, expected {}", text(document)));
         }
         for field in [equal_field, range_field] {
             let found = next(format!("{collection} {field} = {}", document[field]))?;
             if found != same(field) {
-                return Err(format!(
-                    "{collection} {field} = {} answered {found:?}, expected {:?}",
-                    document[field],
-                    same(field)
-                ));
+                return Err(format!("{collection} {field} = {} answered {found:?}, expected {:?}", document[field], same(field)));
             }
         }
     }
     for (collection, id) in absent {
         let found = next(format!("{collection} _id = {id}"))?;
         if !found.is_empty() {
-            return Err(format!(
-                "{collection} _id = {id} should be absent, answered {found:?}"
-            ));
+            return Err(format!("{collection} _id = {id} should be absent, answered {found:?}"));
         }
     }
     Ok(())
@@ -485,14 +370,8 @@ pub fn check_point_queries(
 /// index, and returns what it serves; panics unless the run exits 0.
 pub fn served_documents(sandbox: &Sandbox) -> BTreeMap<DocKey, Value> {
     let output = sandbox.aerodb(&["query"], &read_all_requests());
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "read-all run failed: {}",
-        describe(&output)
-    );
-    parse_read_all(&crate::responses(&output))
-        .unwrap_or_else(|error| panic!("{error}\n{}", describe(&output)))
+    assert_eq!(output.status.code(), Some(0), "read-all run failed: {}", describe(&output));
+    parse_read_all(&crate::responses(&output)).unwrap_or_else(|error| panic!("{error}\n{}", describe(&output)))
 }
 
 /// Boots the database and checks it serves exactly `model`, through every
@@ -503,12 +382,7 @@ pub fn assert_serves(sandbox: &Sandbox, model: &Model, absent: &[DocKey]) {
         panic!("{error}");
     }
     let output = sandbox.aerodb(&["query"], &point_query_requests(model, absent));
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "point queries failed: {}",
-        describe(&output)
-    );
+    assert_eq!(output.status.code(), Some(0), "point queries failed: {}", describe(&output));
     if let Err(error) = check_point_queries(model, absent, &crate::responses(&output)) {
         panic!("{error}");
     }
@@ -548,9 +422,7 @@ pub fn reached_crash_point(output: &Output, name: &str) -> bool {
 /// Sends a request line without waiting for its response.
 pub fn send(server: &mut Server, request: &str) -> bool {
     match server.stdin.as_mut() {
-        Some(stdin) => writeln!(stdin, "{request}")
-            .and_then(|_| stdin.flush())
-            .is_ok(),
+        Some(stdin) => writeln!(stdin, "{request}").and_then(|_| stdin.flush()).is_ok(),
         None => false,
     }
 }
@@ -598,8 +470,7 @@ pub fn wal_records(wal: &[u8]) -> Vec<(usize, usize)> {
     let mut records = Vec::new();
     let mut offset = 40;
     while offset + 4 <= wal.len() {
-        let length =
-            u32::from_le_bytes(wal[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+        let length = u32::from_le_bytes(wal[offset..offset + 4].try_into().expect("4 bytes")) as usize;
         if length < 26 || offset + length > wal.len() {
             break;
         }
@@ -645,17 +516,11 @@ impl Snapshot {
     pub fn capture(root: &Path) -> Snapshot {
         let mut paths = Vec::new();
         walk(root, root, &mut paths);
-        let files = paths
-            .into_iter()
-            .filter(|relative| !skipped(relative))
-            .map(|relative| {
-                let bytes = std::fs::read(root.join(&relative))
-                    .unwrap_or_else(|error| panic!("read {}: {error}", relative.display()));
-                (relative, bytes)
-            });
-        Snapshot {
-            files: files.collect(),
-        }
+        let files = paths.into_iter().filter(|relative| !skipped(relative)).map(|relative| {
+            let bytes = std::fs::read(root.join(&relative)).unwrap_or_else(|error| panic!("read {}: {error}", relative.display()));
+            (relative, bytes)
+        });
+        Snapshot { files: files.collect() }
     }
 
     /// Puts `root` back to this snapshot: rewrites the pages of files that
@@ -666,8 +531,7 @@ impl Snapshot {
         walk(root, root, &mut paths);
         for relative in paths {
             if !skipped(&relative) && !self.files.contains_key(&relative) {
-                std::fs::remove_file(root.join(&relative))
-                    .unwrap_or_else(|error| panic!("remove {}: {error}", relative.display()));
+                std::fs::remove_file(root.join(&relative)).unwrap_or_else(|error| panic!("remove {}: {error}", relative.display()));
             }
         }
         for (relative, bytes) in &self.files {
@@ -676,21 +540,14 @@ impl Snapshot {
             match current {
                 Some(current) if current == *bytes => {}
                 Some(current) if current.len() == bytes.len() => {
-                    let file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .expect("open for restore");
-                    for (index, (now, then)) in
-                        current.chunks(4096).zip(bytes.chunks(4096)).enumerate()
-                    {
+                    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open for restore");
+                    for (index, (now, then)) in current.chunks(4096).zip(bytes.chunks(4096)).enumerate() {
                         if now != then {
-                            file.write_all_at(then, (index * 4096) as u64)
-                                .expect("restore page");
+                            file.write_all_at(then, (index * 4096) as u64).expect("restore page");
                         }
                     }
                 }
-                _ => std::fs::write(&path, bytes)
-                    .unwrap_or_else(|error| panic!("restore {}: {error}", path.display())),
+                _ => std::fs::write(&path, bytes).unwrap_or_else(|error| panic!("restore {}: {error}", path.display())),
             }
         }
     }
@@ -698,27 +555,18 @@ impl Snapshot {
     /// Relative paths whose content differs between two snapshots (or that only one holds).
     pub fn differences(&self, other: &Snapshot) -> Vec<PathBuf> {
         let names: BTreeSet<&PathBuf> = self.files.keys().chain(other.files.keys()).collect();
-        names
-            .into_iter()
-            .filter(|name| self.files.get(*name) != other.files.get(*name))
-            .cloned()
-            .collect()
+        names.into_iter().filter(|name| self.files.get(*name) != other.files.get(*name)).cloned().collect()
     }
 }
 
 /// Xors one byte of a file in place.
 pub fn xor_byte(path: &Path, offset: u64, mask: u8) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
     let mut byte = [0u8; 1];
-    file.read_exact_at(&mut byte, offset)
-        .unwrap_or_else(|error| panic!("read {} at {offset}: {error}", path.display()));
+    file.read_exact_at(&mut byte, offset).unwrap_or_else(|error| panic!("read {} at {offset}: {error}", path.display()));
     byte[0] ^= mask;
-    file.write_all_at(&byte, offset)
-        .expect("write flipped byte");
+    file.write_all_at(&byte, offset).expect("write flipped byte");
 }
 
 /// Truncates (or extends with zeros) a file to `length` bytes.
@@ -732,10 +580,7 @@ pub fn set_length(path: &Path, length: u64) {
 
 /// Appends bytes to a file.
 pub fn append(path: &Path, bytes: &[u8]) {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
     file.write_all(bytes).expect("append");
 }
 
@@ -745,25 +590,13 @@ pub fn run_writes(sandbox: &Sandbox, model: &mut Model, writes: &[Op]) {
     let stdin: String = writes.iter().map(|write| write.request() + "\n").collect();
     let output = sandbox.aerodb(&["query"], &stdin);
     let responses = crate::responses(&output);
-    assert_eq!(
-        responses.len(),
-        writes.len(),
-        "one response per write: {}",
-        describe(&output)
-    );
+    assert_eq!(responses.len(), writes.len(), "one response per write: {}", describe(&output));
     let mut failed = false;
     for (write, response) in writes.iter().zip(&responses) {
-        let ok = model
-            .acknowledge(write, response)
-            .unwrap_or_else(|error| panic!("{error}"));
+        let ok = model.acknowledge(write, response).unwrap_or_else(|error| panic!("{error}"));
         failed |= !ok;
     }
-    assert_eq!(
-        output.status.code(),
-        Some(if failed { 1 } else { 0 }),
-        "{}",
-        describe(&output)
-    );
+    assert_eq!(output.status.code(), Some(if failed { 1 } else { 0 }), "{}", describe(&output));
 }
 
 /// Path of a binary built by this workspace, if it exists (for optional checks).

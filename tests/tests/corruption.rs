@@ -91,24 +91,14 @@ fn clean_fixture() -> Fixture {
     let mut model = Model::default();
     let mut writes = Vec::new();
     for index in 0..30 {
-        writes.push(Op::insert(
-            "user",
-            user_doc(
-                &format!("u{index:02}"),
-                &format!("name{:02}", index % 17),
-                18 + (index * 7) % 50,
-            ),
-        ));
+        writes.push(Op::insert("user", user_doc(&format!("u{index:02}"), &format!("name{:02}", index % 17), 18 + (index * 7) % 50)));
     }
     writes.push(Op::insert("note", note_doc("n1", "small", 1, 120)));
     writes.push(Op::insert("note", note_doc("n2", "big", 1, 6000)));
     writes.push(Op::insert("note", note_doc("n3", "doomed", 1, 6000)));
     writes.push(Op::insert("note", note_doc("n4", "plain", 2, 0)));
     for index in [3, 9, 21] {
-        writes.push(Op::update(
-            "user",
-            user_doc(&format!("u{index:02}"), "renamed", 99),
-        ));
+        writes.push(Op::update("user", user_doc(&format!("u{index:02}"), "renamed", 99)));
     }
     writes.push(Op::delete("user", "u05"));
     writes.push(Op::delete("user", "u17"));
@@ -116,18 +106,12 @@ fn clean_fixture() -> Fixture {
     run_writes(&sandbox, &mut model, &writes);
     assert!(sandbox.data().join("clean_shutdown").exists());
     let pristine = Snapshot::capture(&sandbox.data());
-    Fixture {
-        sandbox,
-        model,
-        pristine,
-    }
+    Fixture { sandbox, model, pristine }
 }
 
 /// The clean fixture, then a run with more acknowledged writes that is SIGKILLed.
 fn killed_fixture() -> Fixture {
-    let Fixture {
-        sandbox, mut model, ..
-    } = clean_fixture();
+    let Fixture { sandbox, mut model, .. } = clean_fixture();
     let mut server = sandbox.start(&[]);
     for write in [
         Op::insert("user", user_doc("u30", "late", 30)),
@@ -137,18 +121,12 @@ fn killed_fixture() -> Fixture {
         Op::update("user", user_doc("u02", "moved", 31)),
     ] {
         let response = server.request(&write.request()).expect("response");
-        assert!(model
-            .acknowledge(&write, &response)
-            .expect("expected response"));
+        assert!(model.acknowledge(&write, &response).expect("expected response"));
     }
     server.kill();
     assert!(!sandbox.data().join("clean_shutdown").exists());
     let pristine = Snapshot::capture(&sandbox.data());
-    Fixture {
-        sandbox,
-        model,
-        pristine,
-    }
+    Fixture { sandbox, model, pristine }
 }
 
 /// A deterministic sample of `count` offsets in `[from, to)`.
@@ -172,10 +150,7 @@ fn xor_tries(kind: &str, file: &str, offsets: impl IntoIterator<Item = u64>) -> 
         .map(|(index, offset)| Try {
             kind: kind.into(),
             file: file.into(),
-            damage: Damage::Xor {
-                offset,
-                mask: if index % 3 == 2 { 0xFF } else { 0x01 },
-            },
+            damage: Damage::Xor { offset, mask: if index % 3 == 2 { 0xFF } else { 0x01 } },
         })
         .collect()
 }
@@ -187,12 +162,7 @@ fn written_pages(segment: &[u8]) -> Vec<(u64, u8, u64, u64)> {
         .enumerate()
         .filter(|(_, page)| page.iter().any(|&byte| byte != 0))
         .map(|(number, page)| {
-            (
-                number as u64,
-                page[4],
-                u16::from_le_bytes([page[6], page[7]]) as u64,
-                u16::from_le_bytes([page[8], page[9]]) as u64,
-            )
+            (number as u64, page[4], u16::from_le_bytes([page[6], page[7]]) as u64, u16::from_le_bytes([page[8], page[9]]) as u64)
         })
         .collect()
 }
@@ -201,16 +171,10 @@ fn written_pages(segment: &[u8]) -> Vec<(u64, u8, u64, u64)> {
 /// records or overflow data, the hole) and a few in never-written pages.
 fn segment_tries(segment: &[u8], rng: &mut fastrand::Rng) -> (Vec<Try>, Vec<Try>) {
     let pages = written_pages(segment);
-    assert!(
-        pages.len() >= 4,
-        "expected document, overflow and free pages, found {pages:?}"
-    );
+    assert!(pages.len() >= 4, "expected document, overflow and free pages, found {pages:?}");
     let kinds: Vec<u8> = pages.iter().map(|page| page.1).collect();
     for kind in [1u8, 2, 5] {
-        assert!(
-            kinds.contains(&kind),
-            "the fixture must hold a page of kind {kind}: {kinds:?}"
-        );
+        assert!(kinds.contains(&kind), "the fixture must hold a page of kind {kind}: {kinds:?}");
     }
     let mut written = Vec::new();
     for (number, kind, lower, upper) in &pages {
@@ -221,11 +185,8 @@ fn segment_tries(segment: &[u8], rng: &mut fastrand::Rng) -> (Vec<Try>, Vec<Try>
             5 => "free page",
             _ => "page of another kind",
         };
-        let header: Vec<u64> = if flip_all() {
-            (0..48).collect()
-        } else {
-            vec![0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 23, 24, 31, 32, 40, 47]
-        };
+        let header: Vec<u64> =
+            if flip_all() { (0..48).collect() } else { vec![0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 23, 24, 31, 32, 40, 47] };
         let mut offsets: Vec<u64> = header;
         // Document pages get the most: slot directory, records and hole.
         let (front, hole, back) = match kind {
@@ -236,11 +197,7 @@ fn segment_tries(segment: &[u8], rng: &mut fastrand::Rng) -> (Vec<Try>, Vec<Try>
         offsets.extend(sample(rng, 48, *lower, front));
         offsets.extend(sample(rng, *lower, *upper, hole));
         offsets.extend(sample(rng, *upper, PAGE, back));
-        written.extend(xor_tries(
-            &format!("segment: {kind_name}"),
-            SEGMENT,
-            offsets.into_iter().map(|offset| base + offset),
-        ));
+        written.extend(xor_tries(&format!("segment: {kind_name}"), SEGMENT, offsets.into_iter().map(|offset| base + offset)));
     }
     let first_unwritten = pages.last().map(|page| page.0 + 1).unwrap_or(0);
     let unwritten_offsets = [
@@ -263,21 +220,14 @@ fn wal_tries(wal: &[u8], rng: &mut fastrand::Rng, extra: usize) -> Vec<Try> {
         offsets.push(start as u64);
         offsets.push(end as u64 - 1);
     }
-    offsets.extend(sample(
-        rng,
-        40,
-        wal.len() as u64,
-        if wal.len() <= 2048 { usize::MAX } else { extra },
-    ));
+    offsets.extend(sample(rng, 40, wal.len() as u64, if wal.len() <= 2048 { usize::MAX } else { extra }));
     offsets.sort_unstable();
     offsets.dedup();
     xor_tries("wal/wal.log", "wal/wal.log", offsets)
 }
 
 fn small_file_tries(root: &Path, file: &str, step: usize) -> Vec<Try> {
-    let length = std::fs::metadata(root.join(file))
-        .unwrap_or_else(|error| panic!("{file}: {error}"))
-        .len();
+    let length = std::fs::metadata(root.join(file)).unwrap_or_else(|error| panic!("{file}: {error}")).len();
     let step = if flip_all() { 1 } else { step };
     xor_tries(file, file, (0..length).step_by(step))
 }
@@ -314,27 +264,14 @@ fn damage(root: &Path, attempt: &Try) {
 }
 
 /// Runs every try against the fixture; panics at the first wrong outcome.
-fn run_tries(
-    fixture: &Fixture,
-    tries: &[Try],
-    expect: Expect,
-    scenario: &str,
-    tallies: &mut BTreeMap<String, Tally>,
-) {
+fn run_tries(fixture: &Fixture, tries: &[Try], expect: Expect, scenario: &str, tallies: &mut BTreeMap<String, Tally>) {
     let root = fixture.sandbox.data();
     let verify = optional_binary("aerodb-verify");
     for (index, attempt) in tries.iter().enumerate() {
         fixture.pristine.restore(&root);
         damage(&root, attempt);
-        let context = format!(
-            "{scenario}: {} {:?} ({})",
-            attempt.file.display(),
-            attempt.damage,
-            attempt.kind
-        );
-        let tally = tallies
-            .entry(format!("{scenario}: {}", attempt.kind))
-            .or_default();
+        let context = format!("{scenario}: {} {:?} ({})", attempt.file.display(), attempt.damage, attempt.kind);
+        let tally = tallies.entry(format!("{scenario}: {}", attempt.kind)).or_default();
         tally.tried += 1;
         let before = evidence(&root);
         // aerodb-verify reads the damaged files before any boot touches them.
@@ -352,41 +289,37 @@ fn run_tries(
         let output = fixture.sandbox.aerodb(&["query"], &read_all_requests());
         match output.status.code() {
             Some(2) => {
-                assert!(
-                    output.stdout.is_empty(),
-                    "{context}: a refused boot served answers: {}",
-                    describe(&output)
-                );
+                assert!(output.stdout.is_empty(), "{context}: a refused boot served answers: {}", describe(&output));
                 let error = fatal_error(&output);
                 let code = error["code"].as_str().unwrap_or_default().to_string();
-                assert!(
-                    code.starts_with("AERO_") && error["severity"] == "FATAL",
-                    "{context}: not a fatal AERO_ code: {error}"
-                );
+                assert!(code.starts_with("AERO_") && error["severity"] == "FATAL", "{context}: not a fatal AERO_ code: {error}");
                 assert!(expect != Expect::Served, "{context}: replay should have repaired this, but the boot refused with {error}");
                 let after = evidence(&root);
                 for (file, bytes) in &before {
-                    assert!(
-                        after.get(file) == Some(bytes),
-                        "{context}: the refused boot changed {}",
-                        file.display()
-                    );
+                    assert!(after.get(file) == Some(bytes), "{context}: the refused boot changed {}", file.display());
                 }
                 if let Some(verify_output) = verify_status {
-                    assert_eq!(verify_output.status.code(), Some(1), "{context}: the engine refused ({code}) but aerodb-verify did not report a problem: {}", describe(&verify_output));
+                    assert_eq!(
+                        verify_output.status.code(),
+                        Some(1),
+                        "{context}: the engine refused ({code}) but aerodb-verify did not report a problem: {}",
+                        describe(&verify_output)
+                    );
                     tally.verify_checked += 1;
                 }
                 *tally.refused.entry(code).or_default() += 1;
             }
             Some(0) => {
-                let served =
-                    parse_read_all(&aerodb_tests::responses(&output)).unwrap_or_else(|error| {
-                        panic!("{context}: WRONG ANSWER: {error}\n{}", describe(&output))
-                    });
+                let served = parse_read_all(&aerodb_tests::responses(&output))
+                    .unwrap_or_else(|error| panic!("{context}: WRONG ANSWER: {error}\n{}", describe(&output)));
                 if let Err(error) = fixture.model.check(&served) {
                     panic!("{context}: WRONG ANSWER: {error}");
                 }
-                assert!(expect != Expect::Refused, "{context}: this damage must be refused, but the boot served (the right data): {}", describe(&output));
+                assert!(
+                    expect != Expect::Refused,
+                    "{context}: this damage must be refused, but the boot served (the right data): {}",
+                    describe(&output)
+                );
                 if expect == Expect::Served {
                     let report = recovery_report(&output).expect("report");
                     assert!(
@@ -399,10 +332,7 @@ fn run_tries(
                     tally.served_examples.push(format!("{:?}", attempt.damage));
                 }
             }
-            _ => panic!(
-                "{context}: neither refused (exit 2) nor served (exit 0): {}",
-                describe(&output)
-            ),
+            _ => panic!("{context}: neither refused (exit 2) nor served (exit 0): {}", describe(&output)),
         }
     }
     fixture.pristine.restore(&root);
@@ -413,7 +343,10 @@ fn print_tallies(title: &str, tallies: &BTreeMap<String, Tally>) {
     eprintln!("{title}:");
     for (kind, tally) in tallies {
         let refusals: usize = tally.refused.values().sum();
-        eprintln!("  {kind}: tried {}, refused {refusals} {:?}, served-original {}, aerodb-verify checked {}", tally.tried, tally.refused, tally.served, tally.verify_checked);
+        eprintln!(
+            "  {kind}: tried {}, refused {refusals} {:?}, served-original {}, aerodb-verify checked {}",
+            tally.tried, tally.refused, tally.served, tally.verify_checked
+        );
         if !tally.served_examples.is_empty() {
             eprintln!("    served-original: {}", tally.served_examples.join(", "));
         }
@@ -421,9 +354,7 @@ fn print_tallies(title: &str, tallies: &BTreeMap<String, Tally>) {
         refused += refusals;
         served += tally.served;
     }
-    eprintln!(
-        "  total: tried {tried}, refused {refused}, served-original {served}, wrong answers 0"
-    );
+    eprintln!("  total: tried {tried}, refused {refused}, served-original {served}, wrong answers 0");
 }
 
 #[test]
@@ -434,26 +365,13 @@ fn clean_database_manifest_and_wal_damage_is_refused() {
     let mut tallies = BTreeMap::new();
     let manifest: Vec<Try> = (0..48u64)
         .flat_map(|offset| {
-            [0x01u8, 0xFF].map(|mask| Try {
-                kind: "MANIFEST".into(),
-                file: "MANIFEST".into(),
-                damage: Damage::Xor { offset, mask },
-            })
+            [0x01u8, 0xFF].map(|mask| Try { kind: "MANIFEST".into(), file: "MANIFEST".into(), damage: Damage::Xor { offset, mask } })
         })
         .collect();
     run_tries(&fixture, &manifest, Expect::Refused, "clean", &mut tallies);
     let wal = std::fs::read(root.join("wal/wal.log")).expect("WAL");
-    run_tries(
-        &fixture,
-        &wal_tries(&wal, &mut rng, 260),
-        Expect::Refused,
-        "clean",
-        &mut tallies,
-    );
-    print_tallies(
-        "single-byte damage, clean shutdown, MANIFEST and WAL",
-        &tallies,
-    );
+    run_tries(&fixture, &wal_tries(&wal, &mut rng, 260), Expect::Refused, "clean", &mut tallies);
+    print_tallies("single-byte damage, clean shutdown, MANIFEST and WAL", &tallies);
 }
 
 #[test]
@@ -465,10 +383,7 @@ fn clean_database_segment_damage_is_refused() {
     let (written, unwritten) = segment_tries(&segment, &mut rng);
     run_tries(&fixture, &written, Expect::Refused, "clean", &mut tallies);
     run_tries(&fixture, &unwritten, Expect::Refused, "clean", &mut tallies);
-    print_tallies(
-        "single-byte damage, clean shutdown, document segment",
-        &tallies,
-    );
+    print_tallies("single-byte damage, clean shutdown, document segment", &tallies);
 }
 
 #[test]
@@ -478,51 +393,20 @@ fn clean_database_metadata_damage_is_refused_or_harmless() {
     let mut tallies = BTreeMap::new();
     // The frozen config and the schema files: any change is a different
     // config or a changed schema file, both fatal.
-    run_tries(
-        &fixture,
-        &small_file_tries(&root, "metadata/config.json", 1),
-        Expect::Refused,
-        "clean",
-        &mut tallies,
-    );
-    for schema in [
-        "metadata/schemas/user_v1.json",
-        "metadata/schemas/note_v1.json",
-    ] {
-        run_tries(
-            &fixture,
-            &small_file_tries(&root, schema, 4),
-            Expect::Refused,
-            "clean",
-            &mut tallies,
-        );
+    run_tries(&fixture, &small_file_tries(&root, "metadata/config.json", 1), Expect::Refused, "clean", &mut tallies);
+    for schema in ["metadata/schemas/user_v1.json", "metadata/schemas/note_v1.json"] {
+        run_tries(&fixture, &small_file_tries(&root, schema, 4), Expect::Refused, "clean", &mut tallies);
     }
     // state.json: every figure of the last clean shutdown is checked.
-    run_tries(
-        &fixture,
-        &small_file_tries(&root, "metadata/state.json", 1),
-        Expect::Refused,
-        "clean",
-        &mut tallies,
-    );
+    run_tries(&fixture, &small_file_tries(&root, "metadata/state.json", 1), Expect::Refused, "clean", &mut tallies);
     // schema_hashes.json: a damaged file name leaves the real schema file
     // without a recorded hash (it is recorded again) and a stray entry:
     // either outcome, never a wrong answer.
-    run_tries(
-        &fixture,
-        &small_file_tries(&root, "metadata/schema_hashes.json", 2),
-        Expect::Either,
-        "clean",
-        &mut tallies,
-    );
+    run_tries(&fixture, &small_file_tries(&root, "metadata/schema_hashes.json", 2), Expect::Either, "clean", &mut tallies);
     // The marker is an empty file whose presence is what counts.
     let marker: Vec<Try> = [b'x', 0]
         .iter()
-        .map(|byte| Try {
-            kind: "clean_shutdown marker".into(),
-            file: "clean_shutdown".into(),
-            damage: Damage::WriteByte(*byte),
-        })
+        .map(|byte| Try { kind: "clean_shutdown marker".into(), file: "clean_shutdown".into(), damage: Damage::WriteByte(*byte) })
         .collect();
     run_tries(&fixture, &marker, Expect::Either, "clean", &mut tallies);
     print_tallies("single-byte damage, clean shutdown, metadata", &tallies);
@@ -537,32 +421,11 @@ fn killed_database_segment_damage_is_replayed_or_refused_and_wal_damage_refused(
     let mut tallies = BTreeMap::new();
     let (written, unwritten) = segment_tries(&segment, &mut rng);
     // Every written page is logged in the WAL: replay rewrites it.
-    run_tries(
-        &fixture,
-        &written,
-        Expect::Served,
-        "after SIGKILL",
-        &mut tallies,
-    );
-    run_tries(
-        &fixture,
-        &unwritten,
-        Expect::Refused,
-        "after SIGKILL",
-        &mut tallies,
-    );
+    run_tries(&fixture, &written, Expect::Served, "after SIGKILL", &mut tallies);
+    run_tries(&fixture, &unwritten, Expect::Refused, "after SIGKILL", &mut tallies);
     // WAL damage after a crash: the last records were acknowledged and
     // applied, and the earlier ones are covered by the old clean shutdown.
     let wal = std::fs::read(root.join("wal/wal.log")).expect("WAL");
-    run_tries(
-        &fixture,
-        &wal_tries(&wal, &mut rng, 60),
-        Expect::Refused,
-        "after SIGKILL",
-        &mut tallies,
-    );
-    print_tallies(
-        "single-byte damage after SIGKILL (no clean shutdown)",
-        &tallies,
-    );
+    run_tries(&fixture, &wal_tries(&wal, &mut rng, 60), Expect::Refused, "after SIGKILL", &mut tallies);
+    print_tallies("single-byte damage after SIGKILL (no clean shutdown)", &tallies);
 }

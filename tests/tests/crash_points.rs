@@ -47,17 +47,11 @@ const SHUTDOWN_POINT: &str = "shutdown_before_marker";
 /// The crash points `engine/src/crash.rs` lists in `CRASH_POINTS`.
 fn engine_crash_points() -> BTreeSet<String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/src/crash.rs");
-    let source = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
-    let start = source
-        .find("CRASH_POINTS")
-        .expect("CRASH_POINTS in crash.rs");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    let start = source.find("CRASH_POINTS").expect("CRASH_POINTS in crash.rs");
     let list = &source[start..];
     let list = &list[list.find("= &[").expect("= &[") + 4..list.find("];").expect("];")];
-    list.split(',')
-        .map(|item| item.trim().trim_matches('"').to_string())
-        .filter(|item| !item.is_empty())
-        .collect()
+    list.split(',').map(|item| item.trim().trim_matches('"').to_string()).filter(|item| !item.is_empty()).collect()
 }
 
 #[test]
@@ -70,10 +64,7 @@ fn every_engine_crash_point_is_tested_here() {
         .collect();
     let engine = engine_crash_points();
     assert!(engine.len() >= 9, "crash.rs lists {engine:?}");
-    assert_eq!(
-        tested, engine,
-        "the crash points tested here must be exactly those of engine/src/crash.rs"
-    );
+    assert_eq!(tested, engine, "the crash points tested here must be exactly those of engine/src/crash.rs");
 }
 
 /// A database with users and notes (two with overflow bodies, one of them
@@ -96,10 +87,7 @@ fn base() -> (Sandbox, Model, Vec<DocKey>) {
         Op::delete("note", "n3"),
     ];
     run_writes(&sandbox, &mut model, &writes);
-    let absent = vec![
-        ("user".to_string(), "u3".to_string()),
-        ("note".to_string(), "n3".to_string()),
-    ];
+    let absent = vec![("user".to_string(), "u3".to_string()), ("note".to_string(), "n3".to_string())];
     (sandbox, model, absent)
 }
 
@@ -107,89 +95,45 @@ fn base() -> (Sandbox, Model, Vec<DocKey>) {
 fn in_flight_writes() -> Vec<(&'static str, Op)> {
     vec![
         ("insert", Op::insert("user", user_doc("u9", "ivy", 30))),
-        (
-            "update_into_overflow",
-            Op::update("note", note_doc("n1", "first", 2, 6000)),
-        ),
+        ("update_into_overflow", Op::update("note", note_doc("n1", "first", 2, 6000))),
         ("delete_overflow_chain", Op::delete("note", "n2")),
     ]
 }
 
 /// Checks the restarted database, then writes once more and checks again.
-fn check_after_restart(
-    sandbox: &Sandbox,
-    model: &mut Model,
-    mut absent: Vec<DocKey>,
-    context: &str,
-) {
+fn check_after_restart(sandbox: &Sandbox, model: &mut Model, mut absent: Vec<DocKey>, context: &str) {
     for key in model.docs.keys() {
         absent.retain(|other| other != key);
     }
     assert_serves(sandbox, model, &absent);
     // The database carries on: a new write gets the next sequence number
     // and survives another restart.
-    run_writes(
-        sandbox,
-        model,
-        &[
-            Op::insert("user", user_doc("u10", "zed", 77)),
-            Op::update("note", note_doc("n1", "first", 9, 10)),
-        ],
-    );
+    run_writes(sandbox, model, &[Op::insert("user", user_doc("u10", "zed", 77)), Op::update("note", note_doc("n1", "first", 9, 10))]);
     assert_serves(sandbox, model, &absent);
     let output = sandbox.aerodb(&["query"], "");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{context}: {}",
-        describe(&output)
-    );
-    let report =
-        recovery_report(&output).unwrap_or_else(|| panic!("{context}: no recovery report"));
+    assert_eq!(output.status.code(), Some(0), "{context}: {}", describe(&output));
+    let report = recovery_report(&output).unwrap_or_else(|| panic!("{context}: no recovery report"));
     assert_eq!(report["clean_shutdown"], true, "{context}: {report}");
-    assert_eq!(
-        report["documents"],
-        model.docs.len() as u64,
-        "{context}: {report}"
-    );
+    assert_eq!(report["documents"], model.docs.len() as u64, "{context}: {report}");
 }
 
 fn write_point(point: &str) {
-    let durable = WRITE_POINTS
-        .iter()
-        .find(|(name, _)| *name == point)
-        .map(|(_, durable)| *durable)
-        .expect("a write-path crash point");
+    let durable = WRITE_POINTS.iter().find(|(name, _)| *name == point).map(|(_, durable)| *durable).expect("a write-path crash point");
     let mut outcomes = Vec::new();
     for (kind, write) in in_flight_writes() {
         let context = format!("{point} with an in-flight {kind}");
         let (sandbox, mut model, mut absent) = base();
         let before = model.docs.get(&write.key()).cloned();
         let after = model.after(&write);
-        assert_ne!(
-            before.as_ref().map(text),
-            after.as_ref().map(text),
-            "{context}: the write must change something"
-        );
+        assert_ne!(before.as_ref().map(text), after.as_ref().map(text), "{context}: the write must change something");
 
         let mut server = sandbox.start(&[(CRASH, point)]);
         assert!(send(&mut server, &write.request()), "{context}: send");
         let response = read_response(&mut server);
-        assert!(
-            response.is_none(),
-            "{context}: the crashed write was answered: {response:?}"
-        );
+        assert!(response.is_none(), "{context}: the crashed write was answered: {response:?}");
         let output = server.finish();
-        assert!(
-            aborted(&output.status),
-            "{context}: expected death by SIGABRT, got {}",
-            describe(&output)
-        );
-        assert!(
-            reached_crash_point(&output, point),
-            "{context}: crash point not logged: {}",
-            describe(&output)
-        );
+        assert!(aborted(&output.status), "{context}: expected death by SIGABRT, got {}", describe(&output));
+        assert!(reached_crash_point(&output, point), "{context}: crash point not logged: {}", describe(&output));
         assert!(
             !String::from_utf8_lossy(&output.stdout).contains("\"ok\""),
             "{context}: an ok response was printed: {}",
@@ -198,39 +142,24 @@ fn write_point(point: &str) {
 
         // Restart without the variable.
         let restart = sandbox.aerodb(&["query"], &read_all_requests());
-        assert_eq!(
-            restart.status.code(),
-            Some(0),
-            "{context}: restart failed: {}",
-            describe(&restart)
-        );
-        let report =
-            recovery_report(&restart).unwrap_or_else(|| panic!("{context}: no recovery report"));
+        assert_eq!(restart.status.code(), Some(0), "{context}: restart failed: {}", describe(&restart));
+        let report = recovery_report(&restart).unwrap_or_else(|| panic!("{context}: no recovery report"));
         assert_eq!(report["clean_shutdown"], false, "{context}: {report}");
-        let served = parse_read_all(&aerodb_tests::responses(&restart))
-            .unwrap_or_else(|error| panic!("{context}: {error}"));
+        let served = parse_read_all(&aerodb_tests::responses(&restart)).unwrap_or_else(|error| panic!("{context}: {error}"));
         let states = match durable {
             Durable::No => vec![before.clone()],
             Durable::Maybe => vec![before.clone(), after.clone()],
             Durable::Yes => vec![after.clone()],
         };
-        model
-            .reconcile(&served, &[(write.key(), states)])
-            .unwrap_or_else(|error| panic!("{context}: {error}"));
+        model.reconcile(&served, &[(write.key(), states)]).unwrap_or_else(|error| panic!("{context}: {error}"));
         let present = model.docs.get(&write.key()).map(text) == after.as_ref().map(text);
-        outcomes.push(format!(
-            "{kind}: {}",
-            if present { "applied" } else { "not applied" }
-        ));
+        outcomes.push(format!("{kind}: {}", if present { "applied" } else { "not applied" }));
         if !model.docs.contains_key(&write.key()) {
             absent.push(write.key());
         }
         check_after_restart(&sandbox, &mut model, absent, &context);
     }
-    eprintln!(
-        "crash point {point}: in-flight writes after restart: {}",
-        outcomes.join(", ")
-    );
+    eprintln!("crash point {point}: in-flight writes after restart: {}", outcomes.join(", "));
 }
 
 #[test]
@@ -286,18 +215,12 @@ fn killed_with_torn_pages() -> (Sandbox, Model, Vec<DocKey>) {
         Op::insert("note", note_doc("n4", "fourth", 3, 100)),
     ] {
         let response = server.request(&write.request()).expect("response");
-        assert!(model
-            .acknowledge(&write, &response)
-            .expect("expected response"));
+        assert!(model.acknowledge(&write, &response).expect("expected response"));
     }
     server.kill();
     let segment = sandbox.data().join("data/segment-000000.seg");
     let pages = written_pages(&sandbox);
-    assert!(
-        pages.len() >= 4,
-        "expected several written pages, found {}",
-        pages.len()
-    );
+    assert!(pages.len() >= 4, "expected several written pages, found {}", pages.len());
     for page in pages {
         xor_byte(&segment, page + 100, 0xFF);
     }
@@ -305,56 +228,28 @@ fn killed_with_torn_pages() -> (Sandbox, Model, Vec<DocKey>) {
 }
 
 fn recovery_point(point: &str) {
-    for (scenario, (sandbox, mut model, absent)) in [
-        ("after SIGKILL with torn pages", killed_with_torn_pages()),
-        ("after a clean shutdown", base()),
-    ] {
+    for (scenario, (sandbox, mut model, absent)) in
+        [("after SIGKILL with torn pages", killed_with_torn_pages()), ("after a clean shutdown", base())]
+    {
         let context = format!("{point} {scenario}");
         let clean = sandbox.data().join("clean_shutdown").exists();
         // Twice in a row: a crash during a recovery that follows a crash during recovery.
         for attempt in 0..2 {
             let output = sandbox.aerodb_env(&["query"], &read_all_requests(), &[(CRASH, point)]);
-            assert!(
-                aborted(&output.status),
-                "{context} (attempt {attempt}): expected death by SIGABRT, got {}",
-                describe(&output)
-            );
-            assert!(
-                reached_crash_point(&output, point),
-                "{context}: crash point not logged: {}",
-                describe(&output)
-            );
-            assert!(
-                output.stdout.is_empty(),
-                "{context}: a crashed boot answered requests: {}",
-                describe(&output)
-            );
+            assert!(aborted(&output.status), "{context} (attempt {attempt}): expected death by SIGABRT, got {}", describe(&output));
+            assert!(reached_crash_point(&output, point), "{context}: crash point not logged: {}", describe(&output));
+            assert!(output.stdout.is_empty(), "{context}: a crashed boot answered requests: {}", describe(&output));
         }
         let restart = sandbox.aerodb(&["query"], &read_all_requests());
-        assert_eq!(
-            restart.status.code(),
-            Some(0),
-            "{context}: restart failed: {}",
-            describe(&restart)
-        );
-        let report =
-            recovery_report(&restart).unwrap_or_else(|| panic!("{context}: no recovery report"));
-        assert_eq!(
-            report["clean_shutdown"], clean,
-            "{context}: a crashed boot must leave the shutdown state as it was: {report}"
-        );
+        assert_eq!(restart.status.code(), Some(0), "{context}: restart failed: {}", describe(&restart));
+        let report = recovery_report(&restart).unwrap_or_else(|| panic!("{context}: no recovery report"));
+        assert_eq!(report["clean_shutdown"], clean, "{context}: a crashed boot must leave the shutdown state as it was: {report}");
         if !clean && point == "recovery_mid_replay" {
             // The crashed replays rewrote the first page only; the rest were still torn.
-            assert!(
-                report["pages_rewritten"].as_u64().unwrap_or(0) >= 1,
-                "{context}: {report}"
-            );
+            assert!(report["pages_rewritten"].as_u64().unwrap_or(0) >= 1, "{context}: {report}");
         }
-        let served = parse_read_all(&aerodb_tests::responses(&restart))
-            .unwrap_or_else(|error| panic!("{context}: {error}"));
-        model
-            .check(&served)
-            .unwrap_or_else(|error| panic!("{context}: {error}"));
+        let served = parse_read_all(&aerodb_tests::responses(&restart)).unwrap_or_else(|error| panic!("{context}: {error}"));
+        model.check(&served).unwrap_or_else(|error| panic!("{context}: {error}"));
         check_after_restart(&sandbox, &mut model, absent, &context);
     }
 }
@@ -374,42 +269,24 @@ fn crash_at_recovery_mid_rebuild_then_recover() {
 /// a crash recovery that serves every acknowledged write.
 #[test]
 fn crash_at_shutdown_before_marker_keeps_every_acknowledged_write() {
-    for ending in [
-        "EOF of aerodb start",
-        "SIGTERM to aerodb start",
-        "EOF of aerodb query",
-    ] {
+    for ending in ["EOF of aerodb start", "SIGTERM to aerodb start", "EOF of aerodb query"] {
         let (sandbox, mut model, absent) = base();
-        let writes = [
-            Op::insert("user", user_doc("u7", "gus", 33)),
-            Op::update("note", note_doc("n1", "first", 5, 3000)),
-            Op::delete("user", "u1"),
-        ];
+        let writes =
+            [Op::insert("user", user_doc("u7", "gus", 33)), Op::update("note", note_doc("n1", "first", 5, 3000)), Op::delete("user", "u1")];
         let output = if ending == "EOF of aerodb query" {
             let stdin: String = writes.iter().map(|write| write.request() + "\n").collect();
             let output = sandbox.aerodb_env(&["query"], &stdin, &[(CRASH, SHUTDOWN_POINT)]);
             let responses = aerodb_tests::responses(&output);
-            assert_eq!(
-                responses.len(),
-                writes.len(),
-                "{ending}: {}",
-                describe(&output)
-            );
+            assert_eq!(responses.len(), writes.len(), "{ending}: {}", describe(&output));
             for (write, response) in writes.iter().zip(&responses) {
-                assert!(model
-                    .acknowledge(write, response)
-                    .unwrap_or_else(|error| panic!("{ending}: {error}")));
+                assert!(model.acknowledge(write, response).unwrap_or_else(|error| panic!("{ending}: {error}")));
             }
             output
         } else {
             let mut server = sandbox.start(&[(CRASH, SHUTDOWN_POINT)]);
             for write in &writes {
-                let response = server
-                    .request(&write.request())
-                    .unwrap_or_else(|| panic!("{ending}: no response"));
-                assert!(model
-                    .acknowledge(write, &response)
-                    .unwrap_or_else(|error| panic!("{ending}: {error}")));
+                let response = server.request(&write.request()).unwrap_or_else(|| panic!("{ending}: no response"));
+                assert!(model.acknowledge(write, &response).unwrap_or_else(|error| panic!("{ending}: {error}")));
             }
             if ending.starts_with("SIGTERM") {
                 server.signal(libc::SIGTERM);
@@ -418,39 +295,17 @@ fn crash_at_shutdown_before_marker_keeps_every_acknowledged_write() {
                 server.finish()
             }
         };
-        assert!(
-            aborted(&output.status),
-            "{ending}: expected death by SIGABRT, got {}",
-            describe(&output)
-        );
-        assert!(
-            reached_crash_point(&output, SHUTDOWN_POINT),
-            "{ending}: crash point not logged: {}",
-            describe(&output)
-        );
-        assert!(
-            sandbox.data().join("metadata/state.json").exists(),
-            "{ending}: state.json is written before the crash point"
-        );
-        assert!(
-            !sandbox.data().join("clean_shutdown").exists(),
-            "{ending}: the marker must not exist"
-        );
+        assert!(aborted(&output.status), "{ending}: expected death by SIGABRT, got {}", describe(&output));
+        assert!(reached_crash_point(&output, SHUTDOWN_POINT), "{ending}: crash point not logged: {}", describe(&output));
+        assert!(sandbox.data().join("metadata/state.json").exists(), "{ending}: state.json is written before the crash point");
+        assert!(!sandbox.data().join("clean_shutdown").exists(), "{ending}: the marker must not exist");
 
         let restart = sandbox.aerodb(&["query"], &read_all_requests());
-        assert_eq!(
-            restart.status.code(),
-            Some(0),
-            "{ending}: restart failed: {}",
-            describe(&restart)
-        );
+        assert_eq!(restart.status.code(), Some(0), "{ending}: restart failed: {}", describe(&restart));
         let report = recovery_report(&restart).expect("recovery report");
         assert_eq!(report["clean_shutdown"], false, "{ending}: {report}");
-        let served = parse_read_all(&aerodb_tests::responses(&restart))
-            .unwrap_or_else(|error| panic!("{ending}: {error}"));
-        model
-            .check(&served)
-            .unwrap_or_else(|error| panic!("{ending}: {error}"));
+        let served = parse_read_all(&aerodb_tests::responses(&restart)).unwrap_or_else(|error| panic!("{ending}: {error}"));
+        model.check(&served).unwrap_or_else(|error| panic!("{ending}: {error}"));
         let mut absent = absent;
         absent.push(("user".into(), "u1".into()));
         check_after_restart(&sandbox, &mut model, absent, ending);
@@ -465,12 +320,7 @@ fn unarmed_crash_point_values_change_nothing() {
     for value in ["", "no_such_point"] {
         let write = Op::insert("user", user_doc(&format!("x{}", value.len()), "xena", 60));
         let output = sandbox.aerodb_env(&["query"], &(write.request() + "\n"), &[(CRASH, value)]);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{value:?}: {}",
-            describe(&output)
-        );
+        assert_eq!(output.status.code(), Some(0), "{value:?}: {}", describe(&output));
         let responses: Vec<Value> = aerodb_tests::responses(&output);
         assert!(model.acknowledge(&write, &responses[0]).expect("ok"));
     }

@@ -23,12 +23,7 @@ fn allowed_differences(file: &Path) -> &'static [(usize, usize)] {
     }
 }
 
-fn query(
-    collection: &str,
-    filter: serde_json::Value,
-    limit: u64,
-    sort: Option<serde_json::Value>,
-) -> String {
+fn query(collection: &str, filter: serde_json::Value, limit: u64, sort: Option<serde_json::Value>) -> String {
     let mut request = json!({"op": "query", "schema_id": collection, "schema_version": "v1", "filter": filter, "limit": limit});
     if let Some(sort) = sort {
         request["sort"] = sort;
@@ -41,37 +36,12 @@ fn queries() -> Vec<String> {
     vec![
         query("user", json!({"_id": "u03"}), 1, None),
         query("user", json!({"name": "name2"}), 10, None),
-        query(
-            "user",
-            json!({"age": {"$gte": 20, "$lt": 40}}),
-            50,
-            Some(json!("age")),
-        ),
-        query(
-            "user",
-            json!({"age": {"$gt": 10}, "name": "name1"}),
-            50,
-            None,
-        ),
-        query(
-            "user",
-            json!({}),
-            5,
-            Some(json!({"field": "name", "order": "desc"})),
-        ),
-        query(
-            "user",
-            json!({"age": {"$lte": 60}}),
-            7,
-            Some(json!([{"field": "name", "order": "asc"}])),
-        ),
+        query("user", json!({"age": {"$gte": 20, "$lt": 40}}), 50, Some(json!("age"))),
+        query("user", json!({"age": {"$gt": 10}, "name": "name1"}), 50, None),
+        query("user", json!({}), 5, Some(json!({"field": "name", "order": "desc"}))),
+        query("user", json!({"age": {"$lte": 60}}), 7, Some(json!([{"field": "name", "order": "asc"}]))),
         query("note", json!({}), 100, Some(json!("_id"))),
-        query(
-            "note",
-            json!({"rev": {"$gte": 2}}),
-            100,
-            Some(json!("title")),
-        ),
+        query("note", json!({"rev": {"$gte": 2}}), 100, Some(json!("title"))),
         query("note", json!({"title": "big"}), 3, None),
     ]
 }
@@ -84,14 +54,7 @@ fn explain_twin(query: &str) -> String {
 fn sequence() -> Vec<String> {
     let mut part1 = Vec::new();
     for index in 0..24 {
-        part1.push(insert_request(
-            "user",
-            &user_doc(
-                &format!("u{index:02}"),
-                &format!("name{}", index % 5),
-                15 + (index * 11) % 60,
-            ),
-        ));
+        part1.push(insert_request("user", &user_doc(&format!("u{index:02}"), &format!("name{}", index % 5), 15 + (index * 11) % 60)));
     }
     part1.push(insert_request("note", &note_doc("n1", "small", 1, 200)));
     part1.push(insert_request("note", &note_doc("n2", "big", 1, 6000)));
@@ -111,7 +74,8 @@ fn sequence() -> Vec<String> {
         // Errors: duplicate, not found, validation, unbounded, unindexed, no limit, unknown op, malformed JSON.
         insert_request("user", &user_doc("u01", "dup", 1)),
         update_request("user", &user_doc("ghost", "x", 1)),
-        json!({"op": "insert", "schema_id": "user", "schema_version": "v1", "document": {"_id": "bad", "name": "x", "age": "old"}}).to_string(),
+        json!({"op": "insert", "schema_id": "user", "schema_version": "v1", "document": {"_id": "bad", "name": "x", "age": "old"}})
+            .to_string(),
         json!({"op": "query", "schema_id": "user", "schema_version": "v1", "filter": {}, "limit": 10}).to_string(),
         json!({"op": "query", "schema_id": "note", "schema_version": "v1", "filter": {"body": "x"}, "limit": 10}).to_string(),
         json!({"op": "query", "schema_id": "user", "schema_version": "v1", "filter": {"name": "x"}}).to_string(),
@@ -123,14 +87,7 @@ fn sequence() -> Vec<String> {
 
     let mut part3 = Vec::new();
     for index in 24..40 {
-        part3.push(insert_request(
-            "user",
-            &user_doc(
-                &format!("u{index:02}"),
-                &format!("name{}", index % 7),
-                (index * 13) % 80,
-            ),
-        ));
+        part3.push(insert_request("user", &user_doc(&format!("u{index:02}"), &format!("name{}", index % 7), (index * 13) % 80)));
     }
     for index in (0..40).step_by(3) {
         part3.push(delete_request("user", &format!("u{index:02}")));
@@ -138,11 +95,7 @@ fn sequence() -> Vec<String> {
     part3.push(update_request("note", &note_doc("n4", "reuse", 6, 100)));
     part3.extend(queries());
     part3.extend(queries().iter().map(|query| explain_twin(query)));
-    vec![
-        part1.join("\n") + "\n",
-        part2.join("\n") + "\n",
-        part3.join("\n") + "\n",
-    ]
+    vec![part1.join("\n") + "\n", part2.join("\n") + "\n", part3.join("\n") + "\n"]
 }
 
 /// Runs the sequence, one `aerodb query` per part; returns all stdout bytes.
@@ -151,12 +104,7 @@ fn run_sequence(sandbox: &Sandbox) -> Vec<u8> {
     for (index, part) in sequence().iter().enumerate() {
         let output = sandbox.aerodb(&["query"], part);
         let expected_exit = if index == 1 { 1 } else { 0 };
-        assert_eq!(
-            output.status.code(),
-            Some(expected_exit),
-            "part {index}: {}",
-            describe(&output)
-        );
+        assert_eq!(output.status.code(), Some(expected_exit), "part {index}: {}", describe(&output));
         stdout.extend_from_slice(&output.stdout);
     }
     stdout
@@ -187,30 +135,18 @@ fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn assert_same_files(left: &Path, right: &Path, only: Option<&[&str]>, ids_differ: bool) {
     let left_files = files(left);
     let right_files = files(right);
-    let keep = |name: &PathBuf| {
-        only.is_none_or(|prefixes| prefixes.iter().any(|prefix| name.starts_with(prefix)))
-    };
+    let keep = |name: &PathBuf| only.is_none_or(|prefixes| prefixes.iter().any(|prefix| name.starts_with(prefix)));
     let left_names: Vec<&PathBuf> = left_files.keys().filter(|name| keep(name)).collect();
     let right_names: Vec<&PathBuf> = right_files.keys().filter(|name| keep(name)).collect();
-    assert_eq!(
-        left_names, right_names,
-        "the two databases hold different files"
-    );
+    assert_eq!(left_names, right_names, "the two databases hold different files");
     for name in left_names {
         let (a, b) = (&left_files[name], &right_files[name]);
         assert_eq!(a.len(), b.len(), "{} differs in length", name.display());
         let allowed = allowed_differences(name);
         if let Some(position) = a.iter().zip(b.iter()).position(|(x, y)| x != y) {
             let inside = |at: usize| allowed.iter().any(|(from, to)| (*from..*to).contains(&at));
-            let outside: Vec<usize> = (position..a.len())
-                .filter(|&at| a[at] != b[at] && !inside(at))
-                .take(8)
-                .collect();
-            assert!(
-                outside.is_empty(),
-                "{} differs at bytes {outside:?} (only {allowed:?} may differ)",
-                name.display()
-            );
+            let outside: Vec<usize> = (position..a.len()).filter(|&at| a[at] != b[at] && !inside(at)).take(8).collect();
+            assert!(outside.is_empty(), "{} differs at bytes {outside:?} (only {allowed:?} may differ)", name.display());
         }
         if ids_differ {
             for (from, to) in allowed {
@@ -238,9 +174,7 @@ fn same_requests_give_identical_responses_and_files() {
     );
     let text = String::from_utf8(left_stdout).expect("UTF-8");
     assert!(
-        text.contains("AERO_WRITE_DUPLICATE_ID")
-            && text.contains("AERO_QUERY_UNBOUNDED")
-            && text.contains("\"scan_type\""),
+        text.contains("AERO_WRITE_DUPLICATE_ID") && text.contains("AERO_QUERY_UNBOUNDED") && text.contains("\"scan_type\""),
         "the sequence covers errors and explains"
     );
     let names = files(&left.data());
@@ -254,10 +188,7 @@ fn same_requests_give_identical_responses_and_files() {
         "metadata/schema_hashes.json",
         "metadata/config.json",
     ] {
-        assert!(
-            names.contains_key(Path::new(required)),
-            "{required} missing"
-        );
+        assert!(names.contains_key(Path::new(required)), "{required} missing");
     }
     assert_same_files(&left.data(), &right.data(), None, true);
 }
@@ -269,12 +200,7 @@ fn op_explain_equals_aerodb_explain_across_databases_and_restarts() {
     run_sequence(&right);
     let plans = |sandbox: &Sandbox, mode: &str, requests: &[String]| {
         let output = sandbox.aerodb(&[mode], &(requests.join("\n") + "\n"));
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{mode}: {}",
-            describe(&output)
-        );
+        assert_eq!(output.status.code(), Some(0), "{mode}: {}", describe(&output));
         String::from_utf8(output.stdout).expect("UTF-8")
     };
     let explained = plans(&left, "explain", &queries());
@@ -284,30 +210,14 @@ fn op_explain_equals_aerodb_explain_across_databases_and_restarts() {
         assert_eq!(value["data"]["bounded"], true, "{line}");
     }
     // Across a restart (each run is a boot), across databases, and as "op":"explain".
-    assert_eq!(
-        plans(&left, "explain", &queries()),
-        explained,
-        "explain changed across a restart"
-    );
-    assert_eq!(
-        plans(&right, "explain", &queries()),
-        explained,
-        "explain differs between two databases"
-    );
+    assert_eq!(plans(&left, "explain", &queries()), explained, "explain changed across a restart");
+    assert_eq!(plans(&right, "explain", &queries()), explained, "explain differs between two databases");
     let twins: Vec<String> = queries().iter().map(|query| explain_twin(query)).collect();
-    assert_eq!(
-        plans(&left, "query", &twins),
-        explained,
-        "\"op\":\"explain\" differs from aerodb explain"
-    );
+    assert_eq!(plans(&left, "query", &twins), explained, "\"op\":\"explain\" differs from aerodb explain");
     // A SIGKILLed run between: the recovered database explains the same way.
     let server = right.start(&[]);
     server.kill();
-    assert_eq!(
-        plans(&right, "explain", &queries()),
-        explained,
-        "explain changed after crash recovery"
-    );
+    assert_eq!(plans(&right, "explain", &queries()), explained, "explain changed after crash recovery");
 }
 
 #[test]
@@ -325,17 +235,11 @@ fn restarts_and_crashes_do_not_change_the_bytes_written() {
         let mut server = right.start(&[]);
         for line in &lines[..middle] {
             let response = server.request(line).expect("response");
-            right_stdout.extend_from_slice(
-                (serde_json::to_string(&response).expect("JSON") + "\n").as_bytes(),
-            );
+            right_stdout.extend_from_slice((serde_json::to_string(&response).expect("JSON") + "\n").as_bytes());
         }
         server.kill();
         let output = right.aerodb(&["query"], &(lines[middle..].join("\n") + "\n"));
-        assert!(
-            matches!(output.status.code(), Some(0 | 1)),
-            "{}",
-            describe(&output)
-        );
+        assert!(matches!(output.status.code(), Some(0 | 1)), "{}", describe(&output));
         right_stdout.extend_from_slice(&output.stdout);
     }
     assert!(
@@ -344,12 +248,7 @@ fn restarts_and_crashes_do_not_change_the_bytes_written() {
         String::from_utf8_lossy(&left_stdout),
         String::from_utf8_lossy(&right_stdout)
     );
-    assert_same_files(
-        &left.data(),
-        &right.data(),
-        Some(&["wal", "data", "MANIFEST"]),
-        true,
-    );
+    assert_same_files(&left.data(), &right.data(), Some(&["wal", "data", "MANIFEST"]), true);
 }
 
 #[test]
@@ -358,12 +257,7 @@ fn plans_depend_on_the_stored_data_not_on_the_process_history() {
     // largest is deleted, the running process must plan exactly as a fresh
     // boot of the same data does.
     let sandbox = sandbox_with_schemas();
-    let sorted_in_memory = query(
-        "note",
-        json!({"rev": {"$gte": 0}}),
-        100,
-        Some(json!("title")),
-    );
+    let sorted_in_memory = query("note", json!({"rev": {"$gte": 0}}), 100, Some(json!("title")));
     let stdin = [
         insert_request("note", &note_doc("n1", "huge", 1, 9000)),
         insert_request("note", &note_doc("n2", "tiny", 2, 10)),
@@ -382,9 +276,5 @@ fn plans_depend_on_the_stored_data_not_on_the_process_history() {
         "the bound follows the largest stored document"
     );
     let fresh = aerodb_tests::responses(&sandbox.aerodb(&["explain"], &(sorted_in_memory + "\n")));
-    assert_eq!(
-        text(without_huge),
-        text(&fresh[0]),
-        "the running process and a fresh boot plan differently for the same data"
-    );
+    assert_eq!(text(without_huge), text(&fresh[0]), "the running process and a fresh boot plan differently for the same data");
 }

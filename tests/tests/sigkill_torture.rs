@@ -56,7 +56,9 @@ impl Step {
     fn request(&self) -> String {
         match self {
             Step::Write(write) => write.request(),
-            Step::Read((collection, id)) => json!({"op": "query", "schema_id": collection, "schema_version": "v1", "filter": {"_id": id}, "limit": 1}).to_string(),
+            Step::Read((collection, id)) => {
+                json!({"op": "query", "schema_id": collection, "schema_version": "v1", "filter": {"_id": id}, "limit": 1}).to_string()
+            }
         }
     }
 }
@@ -72,11 +74,7 @@ impl Load {
     }
 
     fn existing(&mut self, model: &Model, collection: Option<&str>) -> Option<DocKey> {
-        let keys: Vec<&DocKey> = model
-            .docs
-            .keys()
-            .filter(|(name, _)| collection.is_none_or(|wanted| name == wanted))
-            .collect();
+        let keys: Vec<&DocKey> = model.docs.keys().filter(|(name, _)| collection.is_none_or(|wanted| name == wanted)).collect();
         (!keys.is_empty()).then(|| keys[self.rng.usize(0..keys.len())].clone())
     }
 
@@ -113,11 +111,7 @@ impl Load {
         match roll {
             _ if roll < 65 => match self.existing(model, None) {
                 Some((collection, id)) => {
-                    let document = if collection == "user" {
-                        self.user(&id)
-                    } else {
-                        self.note(&id)
-                    };
+                    let document = if collection == "user" { self.user(&id) } else { self.note(&id) };
                     Step::Write(Op::update(&collection, document))
                 }
                 None => Step::Write(Op::update("user", user_doc("missing", "x", 1))),
@@ -154,12 +148,7 @@ struct Totals {
 }
 
 /// Checks one answered step against the model and applies it.
-fn answered(
-    model: &mut Model,
-    step: &Step,
-    response: &Value,
-    totals: &mut Totals,
-) -> Result<(), String> {
+fn answered(model: &mut Model, step: &Step, response: &Value, totals: &mut Totals) -> Result<(), String> {
     match step {
         Step::Write(write) => {
             if model.acknowledge(write, response)? {
@@ -171,14 +160,9 @@ fn answered(
         }
         Step::Read(key) => {
             let expected: Vec<String> = model.docs.get(key).map(text).into_iter().collect();
-            let found: Vec<String> = response["data"]
-                .as_array()
-                .map(|documents| documents.iter().map(text).collect())
-                .unwrap_or_default();
+            let found: Vec<String> = response["data"].as_array().map(|documents| documents.iter().map(text).collect()).unwrap_or_default();
             if response["status"] != "ok" || found != expected {
-                return Err(format!(
-                    "read of {key:?} answered {response}, expected {expected:?}"
-                ));
+                return Err(format!("read of {key:?} answered {response}, expected {expected:?}"));
             }
             Ok(())
         }
@@ -200,19 +184,14 @@ fn check_through(
     }
     let mut responses = Vec::new();
     for _ in 0..READ_ALL_RESPONSES {
-        responses.push(
-            read_response(server)
-                .ok_or("no answer to the read-all queries (did the boot fail?)")?,
-        );
+        responses.push(read_response(server).ok_or("no answer to the read-all queries (did the boot fail?)")?);
     }
     let served = parse_read_all(&responses)?;
     totals.documents_checked += served.len();
     let before = model.clone();
     model.reconcile(&served, uncertain)?;
     for (key, _) in uncertain {
-        if before.docs.get(key) == model.docs.get(key)
-            && before.docs.contains_key(key) == model.docs.contains_key(key)
-        {
+        if before.docs.get(key) == model.docs.get(key) && before.docs.contains_key(key) == model.docs.contains_key(key) {
             totals.in_flight_not_applied += 1;
         } else {
             totals.in_flight_applied += 1;
@@ -223,10 +202,7 @@ fn check_through(
 
 fn torture(rounds: usize, seed: u64) -> Totals {
     let sandbox = sandbox_with_schemas();
-    let mut load = Load {
-        rng: fastrand::Rng::with_seed(seed),
-        next_id: 0,
-    };
+    let mut load = Load { rng: fastrand::Rng::with_seed(seed), next_id: 0 };
     let mut model = Model::default();
     let mut totals = Totals::default();
     let mut uncertain: Vec<(DocKey, Vec<Option<Value>>)> = Vec::new();
@@ -235,42 +211,27 @@ fn torture(rounds: usize, seed: u64) -> Totals {
         let mut server = sandbox.start(&[]);
         if let Err(error) = check_through(&mut server, &mut model, &uncertain, &mut totals) {
             let (_, stderr) = kill_and_drain(server);
-            panic!(
-                "{context}: after the restart: {error}\nstderr: {}",
-                String::from_utf8_lossy(&stderr)
-            );
+            panic!("{context}: after the restart: {error}\nstderr: {}", String::from_utf8_lossy(&stderr));
         }
         uncertain.clear();
         // Requests answered one by one.
         for _ in 0..load.rng.usize(0..40) {
             let step = load.step(&model);
             totals.requests += 1;
-            let response = server
-                .request(&step.request())
-                .unwrap_or_else(|| panic!("{context}: no response to {}", step.request()));
-            answered(&mut model, &step, &response, &mut totals)
-                .unwrap_or_else(|error| panic!("{context}: {error}"));
+            let response = server.request(&step.request()).unwrap_or_else(|| panic!("{context}: no response to {}", step.request()));
+            answered(&mut model, &step, &response, &mut totals).unwrap_or_else(|error| panic!("{context}: {error}"));
         }
         if load.rng.u32(0..8) == 0 {
             // A clean shutdown now and then.
             let output = server.finish();
-            assert!(
-                matches!(output.status.code(), Some(0 | 1)),
-                "{context}: clean shutdown failed: {}",
-                describe(&output)
-            );
-            assert!(
-                sandbox.data().join("clean_shutdown").exists(),
-                "{context}: no marker after a clean shutdown"
-            );
+            assert!(matches!(output.status.code(), Some(0 | 1)), "{context}: clean shutdown failed: {}", describe(&output));
+            assert!(sandbox.data().join("clean_shutdown").exists(), "{context}: no marker after a clean shutdown");
             totals.clean_shutdowns += 1;
             totals.rounds += 1;
             continue;
         }
         // A burst sent without waiting, then SIGKILL after a random delay.
-        let burst: Vec<Step> = (0..load.rng.usize(0..5))
-            .map(|_| load.step(&model))
-            .collect();
+        let burst: Vec<Step> = (0..load.rng.usize(0..5)).map(|_| load.step(&model)).collect();
         // The burst is generated against the model as it stands; steps run in order,
         // so later ones are judged against the model after the earlier ones.
         for step in &burst {
@@ -289,61 +250,34 @@ fn torture(rounds: usize, seed: u64) -> Totals {
         std::thread::sleep(Duration::from_micros(delay));
         let (responses, _) = kill_and_drain(server);
         totals.kills += 1;
-        assert!(
-            responses.len() <= burst.len(),
-            "{context}: more responses than requests"
-        );
+        assert!(responses.len() <= burst.len(), "{context}: more responses than requests");
         for (step, response) in burst.iter().zip(&responses) {
-            answered(&mut model, step, response, &mut totals)
-                .unwrap_or_else(|error| panic!("{context}: burst: {error}"));
+            answered(&mut model, step, response, &mut totals).unwrap_or_else(|error| panic!("{context}: burst: {error}"));
         }
         if let Some(Step::Write(write)) = burst.get(responses.len()) {
             // The first unanswered write may have become durable before the kill.
-            uncertain.push((
-                write.key(),
-                vec![model.docs.get(&write.key()).cloned(), model.after(write)],
-            ));
+            uncertain.push((write.key(), vec![model.docs.get(&write.key()).cloned(), model.after(write)]));
         }
         totals.rounds += 1;
     }
     // Final recovery through `aerodb query`, then every document by every index.
     let context = format!("seed {seed:#x}, final check");
     let output = sandbox.aerodb(&["query"], &read_all_requests());
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{context}: {}",
-        describe(&output)
-    );
-    let served = parse_read_all(&aerodb_tests::responses(&output))
-        .unwrap_or_else(|error| panic!("{context}: {error}"));
-    model
-        .reconcile(&served, &uncertain)
-        .unwrap_or_else(|error| panic!("{context}: {error}"));
+    assert_eq!(output.status.code(), Some(0), "{context}: {}", describe(&output));
+    let served = parse_read_all(&aerodb_tests::responses(&output)).unwrap_or_else(|error| panic!("{context}: {error}"));
+    model.reconcile(&served, &uncertain).unwrap_or_else(|error| panic!("{context}: {error}"));
     totals.documents_checked += served.len();
-    assert_serves(
-        &sandbox,
-        &model,
-        &[
-            ("user".into(), "missing".into()),
-            ("note".into(), "never-there".into()),
-        ],
-    );
+    assert_serves(&sandbox, &model, &[("user".into(), "missing".into()), ("note".into(), "never-there".into())]);
     totals
 }
 
 #[test]
 fn sigkill_under_write_load_loses_no_acknowledged_write() {
-    let rounds = env_number("AERODB_TORTURE_ROUNDS")
-        .map(|rounds| rounds as usize)
-        .unwrap_or(DEFAULT_ROUNDS);
+    let rounds = env_number("AERODB_TORTURE_ROUNDS").map(|rounds| rounds as usize).unwrap_or(DEFAULT_ROUNDS);
     let seed = env_number("AERODB_TORTURE_SEED").unwrap_or(DEFAULT_SEED);
     let totals = torture(rounds, seed);
     assert_eq!(totals.rounds, rounds);
-    assert!(
-        totals.kills > 0 && totals.acknowledged_writes > 0,
-        "the load must write and kill"
-    );
+    assert!(totals.kills > 0 && totals.acknowledged_writes > 0, "the load must write and kill");
     eprintln!(
         "sigkill torture: seed {seed:#x}, rounds {}, kills {}, clean shutdowns {}, requests {}, acknowledged writes checked {}, rejected writes {}, in-flight writes applied {} / not applied {}, documents compared {}, lost 0",
         totals.rounds, totals.kills, totals.clean_shutdowns, totals.requests, totals.acknowledged_writes, totals.rejected_writes, totals.in_flight_applied, totals.in_flight_not_applied, totals.documents_checked

@@ -39,24 +39,16 @@ fn crashed_database(torn: bool) -> (Sandbox, Model, Op) {
         ],
     );
     let mut server = sandbox.start(&[]);
-    for write in [
-        Op::insert("user", user_doc("u4", "dave", 40)),
-        Op::update("user", user_doc("u2", "bob", 32)),
-    ] {
+    for write in [Op::insert("user", user_doc("u4", "dave", 40)), Op::update("user", user_doc("u2", "bob", 32))] {
         let response = server.request(&write.request()).expect("response");
-        assert!(model
-            .acknowledge(&write, &response)
-            .expect("expected response"));
+        assert!(model.acknowledge(&write, &response).expect("expected response"));
     }
     server.kill();
     let in_flight = Op::insert("user", user_doc("u6", "fay", 60));
     if torn {
         let mut server = sandbox.start(&[("AERODB_CRASH_POINT", "wal_after_append")]);
         assert!(send(&mut server, &in_flight.request()));
-        assert!(
-            read_response(&mut server).is_none(),
-            "the in-flight write must not be answered"
-        );
+        assert!(read_response(&mut server).is_none(), "the in-flight write must not be answered");
         let output = server.finish();
         assert!(aborted(&output.status), "{}", describe(&output));
     }
@@ -71,17 +63,9 @@ fn wal_bytes(sandbox: &Sandbox) -> Vec<u8> {
 /// equal `model`, and returns the recovery report.
 fn boots_and_serves(sandbox: &Sandbox, model: &Model, context: &str) -> Value {
     let output = sandbox.aerodb(&["query"], &read_all_requests());
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{context}: {}",
-        describe(&output)
-    );
-    let served = parse_read_all(&aerodb_tests::responses(&output))
-        .unwrap_or_else(|error| panic!("{context}: {error}"));
-    model
-        .check(&served)
-        .unwrap_or_else(|error| panic!("{context}: {error}"));
+    assert_eq!(output.status.code(), Some(0), "{context}: {}", describe(&output));
+    let served = parse_read_all(&aerodb_tests::responses(&output)).unwrap_or_else(|error| panic!("{context}: {error}"));
+    model.check(&served).unwrap_or_else(|error| panic!("{context}: {error}"));
     recovery_report(&output).unwrap_or_else(|| panic!("{context}: no recovery report"))
 }
 
@@ -90,24 +74,12 @@ fn boots_and_serves(sandbox: &Sandbox, model: &Model, context: &str) -> Value {
 fn refused_as_wal_corruption(sandbox: &Sandbox, context: &str) -> Value {
     let before = wal_bytes(sandbox);
     let output = sandbox.aerodb(&["query"], &read_all_requests());
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{context}: expected a fatal refusal: {}",
-        describe(&output)
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "{context}: a refused boot answered: {}",
-        describe(&output)
-    );
+    assert_eq!(output.status.code(), Some(2), "{context}: expected a fatal refusal: {}", describe(&output));
+    assert!(output.stdout.is_empty(), "{context}: a refused boot answered: {}", describe(&output));
     let error = fatal_error(&output);
     assert_eq!(error["code"], "AERO_WAL_CORRUPTION", "{context}: {error}");
     assert_eq!(error["severity"], "FATAL", "{context}: {error}");
-    assert!(
-        wal_bytes(sandbox) == before,
-        "{context}: a refused boot changed the WAL (it must never repair what it refuses)"
-    );
+    assert!(wal_bytes(sandbox) == before, "{context}: a refused boot changed the WAL (it must never repair what it refuses)");
     error
 }
 
@@ -117,11 +89,7 @@ fn torn_last_record_is_cut_at_every_byte_offset() {
     let wal = wal_path(&sandbox);
     let original = wal_bytes(&sandbox);
     let records = wal_records(&original);
-    assert_eq!(
-        records.len(),
-        6,
-        "five acknowledged records and the torn one"
-    );
+    assert_eq!(records.len(), 6, "five acknowledged records and the torn one");
     let (start, end) = *records.last().expect("last record");
     assert_eq!(end, original.len());
     let snapshot = Snapshot::capture(&sandbox.data());
@@ -136,17 +104,10 @@ fn torn_last_record_is_cut_at_every_byte_offset() {
         }
         let report = boots_and_serves(&sandbox, &expected, &context);
         let torn = if length == end { 0 } else { length - start };
-        assert_eq!(
-            report["torn_bytes_discarded"], torn as u64,
-            "{context}: {report}"
-        );
+        assert_eq!(report["torn_bytes_discarded"], torn as u64, "{context}: {report}");
         assert_eq!(report["clean_shutdown"], false, "{context}: {report}");
         let valid_end = if length == end { end } else { start };
-        assert_eq!(
-            std::fs::metadata(&wal).expect("WAL").len(),
-            valid_end as u64,
-            "{context}: the WAL must be cut back to its valid end"
-        );
+        assert_eq!(std::fs::metadata(&wal).expect("WAL").len(), valid_end as u64, "{context}: the WAL must be cut back to its valid end");
     }
 }
 
@@ -157,34 +118,17 @@ fn after_a_torn_tail_is_cut_the_next_write_continues_the_log() {
     let (start, end) = *wal_records(&wal_bytes(&sandbox)).last().expect("record");
     set_length(&wal, ((start + end) / 2) as u64);
     let report = boots_and_serves(&sandbox, &model, "half a record");
-    assert!(
-        report["torn_bytes_discarded"].as_u64().unwrap_or(0) > 0,
-        "{report}"
-    );
+    assert!(report["torn_bytes_discarded"].as_u64().unwrap_or(0) > 0, "{report}");
     assert_eq!(report["last_seq"], 5, "{report}");
     // The next write takes sequence 6 where the torn record was.
-    run_writes(
-        &sandbox,
-        &mut model,
-        &[
-            Op::insert("user", user_doc("u7", "gus", 70)),
-            Op::delete("user", "u1"),
-        ],
-    );
+    run_writes(&sandbox, &mut model, &[Op::insert("user", user_doc("u7", "gus", 70)), Op::delete("user", "u1")]);
     let records = wal_records(&wal_bytes(&sandbox));
     assert_eq!(records.len(), 7);
-    assert_eq!(
-        records[5].0, start,
-        "the new record starts where the torn one was cut"
-    );
+    assert_eq!(records[5].0, start, "the new record starts where the torn one was cut");
     let report = boots_and_serves(&sandbox, &model, "after the new writes");
     assert_eq!(report["last_seq"], 7, "{report}");
     assert_eq!(report["clean_shutdown"], true, "{report}");
-    assert_serves(
-        &sandbox,
-        &model,
-        &[("user".into(), "u1".into()), ("user".into(), "u6".into())],
-    );
+    assert_serves(&sandbox, &model, &[("user".into(), "u1".into()), ("user".into(), "u6".into())]);
 }
 
 #[test]
@@ -198,35 +142,17 @@ fn garbage_after_the_last_record_is_cut_as_a_torn_tail() {
         ("one zero byte", vec![0]),
         ("a zero-filled page", vec![0; 4096]),
         ("0xAB bytes", vec![0xAB; 100]),
-        (
-            "the first 30 bytes of the last record again",
-            original[last_start..last_start + 30].to_vec(),
-        ),
-        (
-            "the last record without its final byte",
-            original[last_start..last_end - 1].to_vec(),
-        ),
+        ("the first 30 bytes of the last record again", original[last_start..last_start + 30].to_vec()),
+        ("the last record without its final byte", original[last_start..last_end - 1].to_vec()),
         ("0xFF bytes", vec![0xFF; 7]),
     ];
     for (what, bytes) in garbage {
         snapshot.restore(&sandbox.data());
         append(&wal, &bytes);
         let report = boots_and_serves(&sandbox, &model, what);
-        assert_eq!(
-            report["torn_bytes_discarded"],
-            bytes.len() as u64,
-            "{what}: {report}"
-        );
-        assert_eq!(
-            std::fs::metadata(&wal).expect("WAL").len(),
-            original.len() as u64,
-            "{what}: cut back to the valid end"
-        );
-        assert_eq!(
-            wal_bytes(&sandbox),
-            original,
-            "{what}: the valid records are untouched"
-        );
+        assert_eq!(report["torn_bytes_discarded"], bytes.len() as u64, "{what}: {report}");
+        assert_eq!(std::fs::metadata(&wal).expect("WAL").len(), original.len() as u64, "{what}: cut back to the valid end");
+        assert_eq!(wal_bytes(&sandbox), original, "{what}: the valid records are untouched");
     }
 }
 
@@ -239,11 +165,7 @@ fn a_repeated_record_is_corruption() {
     append(&wal_path(&sandbox), &original[last_start..last_end]);
     let error = refused_as_wal_corruption(&sandbox, "the last record appended twice");
     assert_eq!(error["details"]["offset"], last_end as u64, "{error}");
-    assert_eq!(
-        error["details"]["seq"],
-        records.len() as u64,
-        "the repeated sequence number: {error}"
-    );
+    assert_eq!(error["details"]["seq"], records.len() as u64, "the repeated sequence number: {error}");
 }
 
 #[test]
@@ -264,20 +186,10 @@ fn flipped_byte_in_a_middle_record_is_corruption_naming_offset_and_seq() {
                 }
                 snapshot.restore(&sandbox.data());
                 xor_byte(&wal, offset as u64, mask);
-                let context = format!(
-                    "byte {offset} of record {} [{start}, {end}) xor {mask:#04x}",
-                    index + 1
-                );
+                let context = format!("byte {offset} of record {} [{start}, {end}) xor {mask:#04x}", index + 1);
                 let error = refused_as_wal_corruption(&sandbox, &context);
-                assert_eq!(
-                    error["details"]["offset"], start as u64,
-                    "{context}: {error}"
-                );
-                assert_eq!(
-                    error["details"]["seq"],
-                    (index + 1) as u64,
-                    "{context}: {error}"
-                );
+                assert_eq!(error["details"]["offset"], start as u64, "{context}: {error}");
+                assert_eq!(error["details"]["seq"], (index + 1) as u64, "{context}: {error}");
                 tried += 1;
             }
         }
@@ -294,20 +206,14 @@ fn damaged_wal_header_is_corruption() {
         for mask in [0x01u8, 0xFF] {
             snapshot.restore(&sandbox.data());
             xor_byte(&wal, offset, mask);
-            let error = refused_as_wal_corruption(
-                &sandbox,
-                &format!("header byte {offset} xor {mask:#04x}"),
-            );
+            let error = refused_as_wal_corruption(&sandbox, &format!("header byte {offset} xor {mask:#04x}"));
             assert!(error["details"].get("offset").is_some(), "{error}");
         }
     }
     for length in [0u64, 1, 20, 39] {
         snapshot.restore(&sandbox.data());
         set_length(&wal, length);
-        refused_as_wal_corruption(
-            &sandbox,
-            &format!("WAL cut to {length} bytes, inside its header"),
-        );
+        refused_as_wal_corruption(&sandbox, &format!("WAL cut to {length} bytes, inside its header"));
     }
 }
 
@@ -321,20 +227,10 @@ fn truncating_an_acknowledged_applied_last_record_is_refused() {
     let records = wal_records(&wal_bytes(&sandbox));
     let (start, end) = *records.last().expect("record");
     let snapshot = Snapshot::capture(&sandbox.data());
-    for length in (start + 1..end)
-        .step_by(((end - start) / 12).max(1))
-        .chain([end - 1])
-    {
+    for length in (start + 1..end).step_by(((end - start) / 12).max(1)).chain([end - 1]) {
         snapshot.restore(&sandbox.data());
         set_length(&wal, length as u64);
-        refused_as_wal_corruption(
-            &sandbox,
-            &format!(
-                "acknowledged last record cut to {} of its {} bytes",
-                length - start,
-                end - start
-            ),
-        );
+        refused_as_wal_corruption(&sandbox, &format!("acknowledged last record cut to {} of its {} bytes", length - start, end - start));
     }
 }
 
@@ -351,10 +247,7 @@ fn torn_tail_inside_what_a_clean_shutdown_recorded_is_refused() {
     for length in [start + 1, (start + end) / 2, end - 1] {
         snapshot.restore(&sandbox.data());
         set_length(&wal, length as u64);
-        refused_as_wal_corruption(
-            &sandbox,
-            &format!("WAL cut to {length} inside record 3 [{start}, {end})"),
-        );
+        refused_as_wal_corruption(&sandbox, &format!("WAL cut to {length} inside record 3 [{start}, {end})"));
     }
 }
 
@@ -380,14 +273,8 @@ fn after_a_clean_shutdown_a_lost_last_record_is_fatal() {
     for length in [start, start + 1, start + 4, (start + end) / 2, end - 1] {
         snapshot.restore(&sandbox.data());
         set_length(&wal, length as u64);
-        refused_as_wal_corruption(
-            &sandbox,
-            &format!("clean database, WAL cut to {length} (last record [{start}, {end}))"),
-        );
-        assert!(
-            sandbox.data().join("clean_shutdown").exists(),
-            "a refused boot keeps the marker"
-        );
+        refused_as_wal_corruption(&sandbox, &format!("clean database, WAL cut to {length} (last record [{start}, {end}))"));
+        assert!(sandbox.data().join("clean_shutdown").exists(), "a refused boot keeps the marker");
     }
     // Bytes after the last record of a cleanly shut down log are damage too.
     snapshot.restore(&sandbox.data());

@@ -49,45 +49,19 @@ impl std::fmt::Display for CannotRun {
 impl Database {
     /// Reads the config file and checks that its data directory exists.
     pub fn open(config_path: &Path) -> Result<Database, CannotRun> {
-        let bytes = crate::files::read_small(config_path).map_err(|error| {
-            CannotRun(format!(
-                "cannot read config file {}: {error}",
-                config_path.display()
-            ))
-        })?;
+        let bytes = crate::files::read_small(config_path)
+            .map_err(|error| CannotRun(format!("cannot read config file {}: {error}", config_path.display())))?;
         let config = Config::parse(&bytes).map_err(|error| {
-            let field = if error.field.is_empty() {
-                String::new()
-            } else {
-                format!(" (field {})", error.field)
-            };
-            CannotRun(format!(
-                "config file {} is not valid{field}: {}",
-                config_path.display(),
-                error.message
-            ))
+            let field = if error.field.is_empty() { String::new() } else { format!(" (field {})", error.field) };
+            CannotRun(format!("config file {} is not valid{field}: {}", config_path.display(), error.message))
         })?;
         let root = resolve_data_dir(config_path, &config.data_dir);
         match std::fs::metadata(&root) {
             Ok(metadata) if metadata.is_dir() => {}
-            Ok(_) => {
-                return Err(CannotRun(format!(
-                    "data directory {} is not a directory",
-                    root.display()
-                )))
-            }
-            Err(error) => {
-                return Err(CannotRun(format!(
-                    "data directory {} cannot be opened: {error}",
-                    root.display()
-                )))
-            }
+            Ok(_) => return Err(CannotRun(format!("data directory {} is not a directory", root.display()))),
+            Err(error) => return Err(CannotRun(format!("data directory {} cannot be opened: {error}", root.display()))),
         }
-        Ok(Database {
-            config,
-            config_path: config_path.to_path_buf(),
-            root,
-        })
+        Ok(Database { config, config_path: config_path.to_path_buf(), root })
     }
 
     /// Absolute-or-relative path of a file named relative to the data directory.
@@ -136,10 +110,7 @@ pub fn resolve_data_dir(config_path: &Path, data_dir: &str) -> PathBuf {
     if data_dir.is_absolute() {
         return data_dir.to_path_buf();
     }
-    match config_path
-        .parent()
-        .filter(|folder| !folder.as_os_str().is_empty())
-    {
+    match config_path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
         Some(folder) => folder.join(data_dir),
         None => data_dir.to_path_buf(),
     }
@@ -151,17 +122,8 @@ mod tests {
 
     #[test]
     fn relative_data_dir_resolves_against_the_config_folder() {
-        assert_eq!(
-            resolve_data_dir(Path::new("aerodb.json"), "./data"),
-            PathBuf::from("./data")
-        );
-        assert_eq!(
-            resolve_data_dir(Path::new("conf/aerodb.json"), "data"),
-            PathBuf::from("conf/data")
-        );
-        assert_eq!(
-            resolve_data_dir(Path::new("conf/aerodb.json"), "/srv/db"),
-            PathBuf::from("/srv/db")
-        );
+        assert_eq!(resolve_data_dir(Path::new("aerodb.json"), "./data"), PathBuf::from("./data"));
+        assert_eq!(resolve_data_dir(Path::new("conf/aerodb.json"), "data"), PathBuf::from("conf/data"));
+        assert_eq!(resolve_data_dir(Path::new("conf/aerodb.json"), "/srv/db"), PathBuf::from("/srv/db"));
     }
 }

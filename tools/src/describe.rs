@@ -22,10 +22,7 @@ pub fn key_values(bytes: &[u8]) -> Option<Vec<KeyValue>> {
 pub fn key_text(bytes: &[u8]) -> String {
     match key_values(bytes) {
         Some(values) => {
-            let parts: Vec<String> = values
-                .iter()
-                .map(|value| value.to_json().to_string())
-                .collect();
+            let parts: Vec<String> = values.iter().map(|value| value.to_json().to_string()).collect();
             format!("({})", parts.join(", "))
         }
         None => format!("0x{}", hex(bytes)),
@@ -76,42 +73,14 @@ pub fn header_fields(page: &PageBytes) -> Vec<(&'static str, String, Value)> {
     let stored = header.checksum.get();
     let computed = compute_checksum(page);
     vec![
-        (
-            "checksum",
-            format!("{stored:#010x} (computed {computed:#010x})"),
-            json!({"stored": stored, "computed": computed}),
-        ),
-        (
-            "kind",
-            format!("{} ({})", kind_name(header.kind), header.kind),
-            Value::from(kind_name(header.kind)),
-        ),
+        ("checksum", format!("{stored:#010x} (computed {computed:#010x})"), json!({"stored": stored, "computed": computed})),
+        ("kind", format!("{} ({})", kind_name(header.kind), header.kind), Value::from(kind_name(header.kind))),
         ("flags", header.flags.to_string(), Value::from(header.flags)),
-        (
-            "lower",
-            header.lower().to_string(),
-            Value::from(header.lower()),
-        ),
-        (
-            "upper",
-            header.upper().to_string(),
-            Value::from(header.upper()),
-        ),
-        (
-            "item_count",
-            header.item_count.get().to_string(),
-            Value::from(header.item_count.get()),
-        ),
-        (
-            "level",
-            header.level.get().to_string(),
-            Value::from(header.level.get()),
-        ),
-        (
-            "page_no",
-            header.page_no().to_string(),
-            Value::from(header.page_no().0),
-        ),
+        ("lower", header.lower().to_string(), Value::from(header.lower())),
+        ("upper", header.upper().to_string(), Value::from(header.upper())),
+        ("item_count", header.item_count.get().to_string(), Value::from(header.item_count.get())),
+        ("level", header.level.get().to_string(), Value::from(header.level.get())),
+        ("page_no", header.page_no().to_string(), Value::from(header.page_no().0)),
         ("lsn", header.lsn().to_string(), Value::from(header.lsn().0)),
         ("next", link_text(header.next()), link_json(header.next())),
         ("prev", link_text(header.prev()), link_json(header.prev())),
@@ -146,21 +115,8 @@ pub fn hex_dump(bytes: &[u8]) -> Vec<String> {
         folded = false;
         previous = Some(chunk);
         let hex_part: Vec<String> = chunk.iter().map(|byte| format!("{byte:02x}")).collect();
-        let ascii: String = chunk
-            .iter()
-            .map(|&byte| {
-                if byte.is_ascii_graphic() || byte == b' ' {
-                    byte as char
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        lines.push(format!(
-            "{:06x}  {:<47}  |{ascii}|",
-            index * 16,
-            hex_part.join(" ")
-        ));
+        let ascii: String = chunk.iter().map(|&byte| if byte.is_ascii_graphic() || byte == b' ' { byte as char } else { '.' }).collect();
+        lines.push(format!("{:06x}  {:<47}  |{ascii}|", index * 16, hex_part.join(" ")));
     }
     lines
 }

@@ -76,9 +76,7 @@ impl std::fmt::Display for SmallFileError {
 pub fn read_small(path: &Path) -> Result<Vec<u8>, SmallFileError> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SmallFileError::Missing)
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(SmallFileError::Missing),
         Err(error) => return Err(SmallFileError::Io(error)),
     };
     let length = file.metadata().map_err(SmallFileError::Io)?.len();
@@ -86,9 +84,7 @@ pub fn read_small(path: &Path) -> Result<Vec<u8>, SmallFileError> {
         return Err(SmallFileError::TooLarge(length));
     }
     let mut bytes = Vec::with_capacity(length as usize);
-    file.take(JSON_FILE_MAX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(SmallFileError::Io)?;
+    file.take(JSON_FILE_MAX_BYTES + 1).read_to_end(&mut bytes).map_err(SmallFileError::Io)?;
     if bytes.len() as u64 > JSON_FILE_MAX_BYTES {
         return Err(SmallFileError::TooLarge(bytes.len() as u64));
     }

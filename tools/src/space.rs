@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aerodb_format::page::PageBytes;
-use aerodb_format::{
-    parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES,
-};
+use aerodb_format::{parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES};
 
 use crate::files::{self, FileBytes};
 
@@ -39,22 +37,15 @@ pub struct PageSpace {
 impl PageSpace {
     /// Opens every segment file of `root/dir_name`.
     pub fn open(root: &Path, dir_name: &'static str, allow_map: bool) -> PageSpace {
-        let mut space = PageSpace {
-            dir_name,
-            folder_exists: false,
-            segments: BTreeMap::new(),
-            stray_files: Vec::new(),
-            unreadable: Vec::new(),
-        };
+        let mut space =
+            PageSpace { dir_name, folder_exists: false, segments: BTreeMap::new(), stray_files: Vec::new(), unreadable: Vec::new() };
         let folder = root.join(dir_name);
         let Ok(listing) = std::fs::read_dir(&folder) else {
             return space;
         };
         space.folder_exists = true;
-        let mut names: Vec<String> = listing
-            .filter_map(|entry| entry.ok())
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            listing.filter_map(|entry| entry.ok()).map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         for name in names {
             let relative = format!("{dir_name}/{name}");
@@ -76,11 +67,7 @@ impl PageSpace {
     pub fn page(&self, page_no: PageNo) -> Option<&PageBytes> {
         let segment = self.segments.get(&page_no.segment())?;
         let start = usize::try_from(page_no.offset_in_segment()).ok()?;
-        segment
-            .bytes
-            .get(start..start + PAGE_SIZE_BYTES)?
-            .try_into()
-            .ok()
+        segment.bytes.get(start..start + PAGE_SIZE_BYTES)?.try_into().ok()
     }
 
     /// Relative name of the segment file holding `page_no`.
@@ -90,9 +77,7 @@ impl PageSpace {
 
     /// Every page number inside the present segment files, in order.
     pub fn page_numbers(&self) -> impl Iterator<Item = PageNo> + '_ {
-        self.segments
-            .keys()
-            .flat_map(|&index| (index * SEGMENT_PAGES..(index + 1) * SEGMENT_PAGES).map(PageNo))
+        self.segments.keys().flat_map(|&index| (index * SEGMENT_PAGES..(index + 1) * SEGMENT_PAGES).map(PageNo))
     }
 
     /// Number of pages the present segment files have room for.

@@ -8,10 +8,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Table {
-        Table {
-            headers: headers.iter().map(|header| header.to_string()).collect(),
-            rows: Vec::new(),
-        }
+        Table { headers: headers.iter().map(|header| header.to_string()).collect(), rows: Vec::new() }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -25,11 +22,7 @@ impl Table {
     /// The table as text, one line per row, each ending in a newline.
     pub fn render(&self) -> String {
         let columns = self.headers.len();
-        let mut widths: Vec<usize> = self
-            .headers
-            .iter()
-            .map(|header| header.chars().count())
-            .collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|header| header.chars().count()).collect();
         for row in &self.rows {
             for (index, cell) in row.iter().enumerate().take(columns) {
                 widths[index] = widths[index].max(cell.chars().count());

@@ -15,8 +15,7 @@ use serde_json::Value;
 
 use aerodb_format::page::{restore_hole, PageBytes};
 use aerodb_format::wal::{
-    decode_record, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES,
-    RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES,
+    decode_record, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES,
 };
 use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
 
@@ -41,14 +40,7 @@ impl ImageRef {
     pub fn restore(&self, wal: &[u8]) -> Result<Box<PageBytes>, DecodeError> {
         let image = wal
             .get(self.image_offset..self.image_offset + self.image_bytes)
-            .ok_or_else(|| {
-                DecodeError::new(
-                    "page image",
-                    "image",
-                    self.image_offset,
-                    "image lies outside the WAL",
-                )
-            })?;
+            .ok_or_else(|| DecodeError::new("page image", "image", self.image_offset, "image lies outside the WAL"))?;
         restore_hole(self.lower, self.upper, image)
     }
 }
@@ -108,19 +100,11 @@ impl WalScan {
             match decode_record(rest) {
                 Ok(record) => {
                     let sequence_error = match expected_seq {
-                        Some(expected) if record.seq.0 != expected => {
-                            Some(if record.seq.0 < expected {
-                                format!(
-                                    "sequence number {} repeats or goes back (expected {expected})",
-                                    record.seq
-                                )
-                            } else {
-                                format!(
-                                    "sequence number {} leaves a gap (expected {expected})",
-                                    record.seq
-                                )
-                            })
-                        }
+                        Some(expected) if record.seq.0 != expected => Some(if record.seq.0 < expected {
+                            format!("sequence number {} repeats or goes back (expected {expected})", record.seq)
+                        } else {
+                            format!("sequence number {} leaves a gap (expected {expected})", record.seq)
+                        }),
                         _ => None,
                     };
                     expected_seq = record.seq.0.checked_add(1);
@@ -153,59 +137,35 @@ impl WalScan {
                     if let Some(next) = next_valid_record(bytes, position) {
                         // A damaged length field claims more than the file holds.
                         let error = DecodeError::new("WAL record", "length", 0, reason);
-                        entries.push(ScanEntry::Corrupt {
-                            offset: position,
-                            skipped_bytes: next - position,
-                            error,
-                        });
+                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
                         expected_seq = None;
                         position = next;
                         continue;
                     }
-                    entries.push(ScanEntry::Torn {
-                        offset: position,
-                        bytes: available,
-                        reason,
-                    });
+                    entries.push(ScanEntry::Torn { offset: position, bytes: available, reason });
                     break;
                 }
                 Err(RecordError::Corrupt(error)) => match next_valid_record(bytes, position) {
                     Some(next) => {
-                        entries.push(ScanEntry::Corrupt {
-                            offset: position,
-                            skipped_bytes: next - position,
-                            error,
-                        });
+                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
                         // The damaged bytes hid at least one sequence number.
                         expected_seq = None;
                         position = next;
                     }
                     None if error.field == "crc" || error.field == "length" => {
                         let reason = format!("{} (nothing valid follows)", error);
-                        entries.push(ScanEntry::Torn {
-                            offset: position,
-                            bytes: rest.len(),
-                            reason,
-                        });
+                        entries.push(ScanEntry::Torn { offset: position, bytes: rest.len(), reason });
                         break;
                     }
                     None => {
                         // The CRC matched: these bytes were written as they are.
-                        entries.push(ScanEntry::Corrupt {
-                            offset: position,
-                            skipped_bytes: rest.len(),
-                            error,
-                        });
+                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: rest.len(), error });
                         break;
                     }
                 },
             }
         }
-        WalScan {
-            file_bytes: bytes.len(),
-            header,
-            entries,
-        }
+        WalScan { file_bytes: bytes.len(), header, entries }
     }
 
     pub fn records(&self) -> impl Iterator<Item = &ScannedRecord> {
@@ -217,10 +177,7 @@ impl WalScan {
 
     /// Sequence number of the last good record (0 when there is none).
     pub fn last_seq(&self) -> SeqNo {
-        self.records()
-            .last()
-            .map(|record| record.seq)
-            .unwrap_or_default()
+        self.records().last().map(|record| record.seq).unwrap_or_default()
     }
 
     /// `(offset, bytes)` of the torn tail, if any.
@@ -235,10 +192,7 @@ impl WalScan {
 /// Offset of `inner` inside `outer` (`inner` is a sub-slice of `outer`).
 fn offset_within(outer: &[u8], inner: &[u8]) -> usize {
     let offset = (inner.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
-    assert!(
-        offset + inner.len() <= outer.len(),
-        "image slice lies outside the WAL bytes"
-    );
+    assert!(offset + inner.len() <= outer.len(), "image slice lies outside the WAL bytes");
     offset
 }
 
@@ -260,9 +214,7 @@ fn next_valid_record(bytes: &[u8], damaged: usize) -> Option<usize> {
     };
     if let Some(head) = bytes.get(damaged..damaged + 4) {
         let claimed = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed)
-            && is_valid_at(damaged + claimed)
-        {
+        if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed) && is_valid_at(damaged + claimed) {
             return Some(damaged + claimed);
         }
     }
@@ -283,13 +235,7 @@ mod tests {
         slotted::insert(&mut page, b"\x01document").unwrap();
         seal(&mut page, SeqNo(seq));
         let id = json!(seq as i64);
-        let header = RecordHeader {
-            seq: SeqNo(seq),
-            op: WalOp::Insert,
-            schema_id: "s",
-            schema_version: "v",
-            id: &id,
-        };
+        let header = RecordHeader { seq: SeqNo(seq), op: WalOp::Insert, schema_id: "s", schema_version: "v", id: &id };
         encode_record(&header, &[&page])
     }
 
@@ -335,13 +281,8 @@ mod tests {
         let middle = WAL_HEADER_BYTES + first.len() + 30;
         bytes[middle] ^= 0x40;
         let scan = WalScan::scan(&bytes);
-        assert!(
-            matches!(scan.entries[1], ScanEntry::Corrupt { offset, .. } if offset == WAL_HEADER_BYTES + first.len())
-        );
-        assert_eq!(
-            scan.records().map(|r| r.seq.0).collect::<Vec<_>>(),
-            vec![1, 3]
-        );
+        assert!(matches!(scan.entries[1], ScanEntry::Corrupt { offset, .. } if offset == WAL_HEADER_BYTES + first.len()));
+        assert_eq!(scan.records().map(|r| r.seq.0).collect::<Vec<_>>(), vec![1, 3]);
         // The length field itself damaged: the scan still finds record 3.
         let mut bytes = wal(&[first.clone(), record(2), record(3)]);
         bytes[WAL_HEADER_BYTES + first.len() + 1] ^= 0x7F;

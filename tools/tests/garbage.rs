@@ -77,31 +77,15 @@ fn pure_garbage_never_panics() {
         std::fs::write(dir.path().join("aerodb.json"), "{\"data_dir\": \"data\"}").unwrap();
         let segment_bytes = [4 * 1024 * 1024, 4096 * 3 + 17, 0, 100][round];
         write(&root, "MANIFEST", &random.bytes([48, 47, 0, 4096][round]));
-        write(
-            &root,
-            "wal/wal.log",
-            &random.bytes([10_000, 40, 3, 0][round]),
-        );
-        write(
-            &root,
-            "data/segment-000000.seg",
-            &random.bytes(segment_bytes),
-        );
+        write(&root, "wal/wal.log", &random.bytes([10_000, 40, 3, 0][round]));
+        write(&root, "data/segment-000000.seg", &random.bytes(segment_bytes));
         write(&root, "data/segment-000003.seg", &random.bytes(4096 * 2));
         write(&root, "data/stray.txt", b"hello");
-        write(
-            &root,
-            "indexes/segment-000000.seg",
-            &random.bytes(segment_bytes),
-        );
+        write(&root, "indexes/segment-000000.seg", &random.bytes(segment_bytes));
         write(&root, "indexes/directory.json", &random.bytes(64));
         write(&root, "metadata/config.json", &random.bytes(30));
         write(&root, "metadata/schemas/user_v1.json", &random.bytes(200));
-        write(
-            &root,
-            "metadata/schema_hashes.json",
-            b"{\"user_v1.json\": 5, \"x\": \"00\"}",
-        );
+        write(&root, "metadata/schema_hashes.json", b"{\"user_v1.json\": 5, \"x\": \"00\"}");
         write(&root, "metadata/state.json", b"[1,2");
         write(&root, "clean_shutdown", b"");
         let report = run_everything(&dir.path().join("aerodb.json"));
@@ -130,32 +114,14 @@ fn sealed_garbage_never_panics() {
                 page[4] = kind;
                 page[5] = 0;
                 let lower = HEADER_BYTES as u64 + random.below(200);
-                let upper = if random.below(3) == 0 {
-                    4096
-                } else {
-                    lower + random.below(4096 - lower + 1)
-                };
+                let upper = if random.below(3) == 0 { 4096 } else { lower + random.below(4096 - lower + 1) };
                 page[6..8].copy_from_slice(&(lower as u16).to_le_bytes());
                 page[8..10].copy_from_slice(&(upper as u16).to_le_bytes());
-                page[10..12].copy_from_slice(
-                    &((lower as u16 - HEADER_BYTES as u16) / [4, 2][random.below(2) as usize])
-                        .to_le_bytes(),
-                );
-                page[12..16].copy_from_slice(
-                    &(if kind == 4 {
-                        random.below(3) as u32 + 1
-                    } else {
-                        0
-                    })
-                    .to_le_bytes(),
-                );
+                page[10..12].copy_from_slice(&((lower as u16 - HEADER_BYTES as u16) / [4, 2][random.below(2) as usize]).to_le_bytes());
+                page[12..16].copy_from_slice(&(if kind == 4 { random.below(3) as u32 + 1 } else { 0 }).to_le_bytes());
                 page[16..24].copy_from_slice(&page_no.to_le_bytes());
                 for link in [32, 40] {
-                    let target = if random.below(2) == 0 {
-                        u64::MAX
-                    } else {
-                        random.below(64)
-                    };
+                    let target = if random.below(2) == 0 { u64::MAX } else { random.below(64) };
                     page[link..link + 8].copy_from_slice(&target.to_le_bytes());
                 }
                 if random.below(2) == 0 {
@@ -175,12 +141,7 @@ fn sealed_garbage_never_panics() {
                 let key_length = random.below(12) as usize;
                 let key = random.bytes(key_length);
                 let value = if level == 0 {
-                    btree::Locator {
-                        page: PageNo(random.below(70)),
-                        slot: random.below(4) as u16,
-                    }
-                    .to_bytes()
-                    .to_vec()
+                    btree::Locator { page: PageNo(random.below(70)), slot: random.below(4) as u16 }.to_bytes().to_vec()
                 } else {
                     btree::internal_value_bytes(PageNo(random.below(70)), random.below(9)).to_vec()
                 };
@@ -195,8 +156,7 @@ fn sealed_garbage_never_panics() {
         for seq in 1..6u64 {
             let page_no = random.below(60);
             let at = page_no as usize * PAGE_SIZE_BYTES;
-            let mut page: Box<[u8; PAGE_SIZE_BYTES]> =
-                Box::new(data[at..at + PAGE_SIZE_BYTES].try_into().unwrap());
+            let mut page: Box<[u8; PAGE_SIZE_BYTES]> = Box::new(data[at..at + PAGE_SIZE_BYTES].try_into().unwrap());
             page::seal(&mut page, SeqNo(seq));
             let header = PageHeader::read(&page);
             if header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
@@ -204,13 +164,7 @@ fn sealed_garbage_never_panics() {
             }
             let id = json!(seq as i64);
             let record = encode_record(
-                &RecordHeader {
-                    seq: SeqNo(seq + round as u64 % 2),
-                    op: WalOp::Update,
-                    schema_id: "user",
-                    schema_version: "v1",
-                    id: &id,
-                },
+                &RecordHeader { seq: SeqNo(seq + round as u64 % 2), op: WalOp::Update, schema_id: "user", schema_version: "v1", id: &id },
                 &[&page],
             );
             wal.extend_from_slice(&record);
@@ -223,25 +177,13 @@ fn sealed_garbage_never_panics() {
             trees.push(json!({"schema_id": "user", "schema_version": "v1", "field": field,
                               "root": 40 + random.below(30), "height": random.below(5), "entries": random.below(10)}));
         }
-        write(
-            &root,
-            "indexes/directory.json",
-            json!({"lsn": 3, "trees": trees}).to_string().as_bytes(),
-        );
-        write(
-            &root,
-            "MANIFEST",
-            &aerodb_format::manifest::Manifest::new([1; 16]).encode(),
-        );
+        write(&root, "indexes/directory.json", json!({"lsn": 3, "trees": trees}).to_string().as_bytes());
+        write(&root, "MANIFEST", &aerodb_format::manifest::Manifest::new([1; 16]).encode());
         write(&root, "wal/wal.log", &wal);
         write(&root, "data/segment-000000.seg", &data);
         write(&root, "indexes/segment-000000.seg", &index);
         write(&root, "metadata/config.json", b"{\"data_dir\": \"data\"}");
-        write(
-            &root,
-            "metadata/schemas/user_v1.json",
-            common::USER_V1.as_bytes(),
-        );
+        write(&root, "metadata/schemas/user_v1.json", common::USER_V1.as_bytes());
         write(&root, "clean_shutdown", b"");
         let report = run_everything(&dir.path().join("aerodb.json"));
         assert!(!report.is_clean());
@@ -270,15 +212,9 @@ fn every_single_byte_change_is_detected() {
         ("wal/wal.log", 151),
     ] {
         let length = std::fs::metadata(db.path(relative)).unwrap().len();
-        files.push((
-            relative.into(),
-            (0..length).step_by(step).chain([length - 1]).collect(),
-        ));
+        files.push((relative.into(), (0..length).step_by(step).chain([length - 1]).collect()));
     }
-    let data_positions: Vec<u64> = (0..6 * 4096)
-        .step_by(127)
-        .chain((0..20).map(|_| random.below(4 * 1024 * 1024)))
-        .collect();
+    let data_positions: Vec<u64> = (0..6 * 4096).step_by(127).chain((0..20).map(|_| random.below(4 * 1024 * 1024))).collect();
     files.push(("data/segment-000000.seg".into(), data_positions));
     let mut undetected = Vec::new();
     for (relative, positions) in &files {
@@ -290,29 +226,17 @@ fn every_single_byte_change_is_detected() {
             std::fs::write(&path, &changed).unwrap();
             let report = verify::run(&Database::open(&config).unwrap(), true);
             if report.is_clean() {
-                undetected.push(format!(
-                    "{relative} byte {position}: {}",
-                    report.render_human()
-                ));
+                undetected.push(format!("{relative} byte {position}: {}", report.render_human()));
             }
         }
         std::fs::write(&path, &original).unwrap();
     }
-    assert!(
-        undetected.is_empty(),
-        "{} undetected changes:\n{}",
-        undetected.len(),
-        undetected.join("\n")
-    );
+    assert!(undetected.is_empty(), "{} undetected changes:\n{}", undetected.len(), undetected.join("\n"));
     // The derived index files: any change is survived (most are reported).
     for relative in ["indexes/segment-000000.seg", "indexes/directory.json"] {
         let path = db.path(relative);
         let original = std::fs::read(&path).unwrap();
-        let (length, step) = if relative.ends_with(".seg") {
-            (32 * 4096, 1999)
-        } else {
-            (original.len() as u64, 17)
-        };
+        let (length, step) = if relative.ends_with(".seg") { (32 * 4096, 1999) } else { (original.len() as u64, 17) };
         for position in (0..length).step_by(step) {
             let mut changed = original.clone();
             changed[position as usize] ^= 0xFF;

@@ -20,29 +20,15 @@ fn wal_lists_every_record_with_totals() {
     assert_eq!(records[0]["_id"], json!("u1"));
     assert_eq!(records[0]["crc"], json!("ok"));
     let page = &records[0]["pages"][0];
-    assert_eq!(
-        page["image_bytes"].as_u64().unwrap() + page["hole_bytes"].as_u64().unwrap(),
-        4096
-    );
+    assert_eq!(page["image_bytes"].as_u64().unwrap() + page["hole_bytes"].as_u64().unwrap(), 4096);
     assert_eq!(report["totals"]["records"], json!(19));
     assert_eq!(report["last_seq"], json!(19));
     assert_eq!(report["torn_tail"], json!(null));
     let human = db.inspect(&["wal"]);
     assert_eq!(human.code, 0);
-    assert!(
-        human.stdout.contains("totals: 19 records"),
-        "{}",
-        human.stdout
-    );
-    let filtered = db
-        .inspect(&["wal", "--from", "3", "--to", "5", "--json"])
-        .json();
-    let seqs: Vec<_> = filtered["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["seq"].clone())
-        .collect();
+    assert!(human.stdout.contains("totals: 19 records"), "{}", human.stdout);
+    let filtered = db.inspect(&["wal", "--from", "3", "--to", "5", "--json"]).json();
+    let seqs: Vec<_> = filtered["records"].as_array().unwrap().iter().map(|r| r["seq"].clone()).collect();
     assert_eq!(seqs, vec![json!(3), json!(4), json!(5)]);
 }
 
@@ -52,12 +38,7 @@ fn wal_shows_torn_tail_and_corruption() {
     let offset = db.record_offset(19) as u64;
     db.truncate("wal/wal.log", offset + 7);
     let report = db.inspect(&["wal", "--json"]).json();
-    let last = report["records"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = report["records"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["status"], json!("torn"));
     assert_eq!(last["offset"], json!(offset));
     assert_eq!(last["bytes"], json!(7));
@@ -65,12 +46,7 @@ fn wal_shows_torn_tail_and_corruption() {
     let middle = db.record_offset(4) as u64;
     db.flip_byte("wal/wal.log", middle + 30);
     let report = db.inspect(&["wal", "--json"]).json();
-    let corrupt: Vec<_> = report["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == json!("corrupt"))
-        .collect();
+    let corrupt: Vec<_> = report["records"].as_array().unwrap().iter().filter(|r| r["status"] == json!("corrupt")).collect();
     assert_eq!(corrupt.len(), 1);
     assert_eq!(corrupt[0]["offset"], json!(middle));
     let human = db.inspect(&["wal"]);
@@ -82,37 +58,24 @@ fn wal_shows_torn_tail_and_corruption() {
 fn page_decodes_documents_overflow_and_nodes() {
     let db = Builder::standard().finish(true);
     let u1 = db.document("user", "u1").locator;
-    let report = db
-        .inspect(&["page", &u1.page.0.to_string(), "--json"])
-        .json();
+    let report = db.inspect(&["page", &u1.page.0.to_string(), "--json"]).json();
     assert_eq!(report["status"], json!("ok"));
     assert_eq!(report["header"]["kind"], json!("document"));
     let slot = &report["content"]["slots"][u1.slot as usize];
-    assert_eq!(
-        slot["record"]["document"],
-        json!({"_id": "u1", "name": "alice", "age": 30, "score": 1.5})
-    );
+    assert_eq!(slot["record"]["document"], json!({"_id": "u1", "name": "alice", "age": 30, "score": 1.5}));
     let u4 = db.document("user", "u4").clone();
-    let stub = db
-        .inspect(&["page", &u4.locator.page.0.to_string(), "--json"])
-        .json();
+    let stub = db.inspect(&["page", &u4.locator.page.0.to_string(), "--json"]).json();
     let stub_slot = &stub["content"]["slots"][u4.locator.slot as usize]["record"];
     assert_eq!(stub_slot["kind"], json!("overflow"));
     assert_eq!(stub_slot["first_page"], json!(u4.overflow_pages[0]));
-    let overflow = db
-        .inspect(&["page", &u4.overflow_pages[0].to_string(), "--json"])
-        .json();
+    let overflow = db.inspect(&["page", &u4.overflow_pages[0].to_string(), "--json"]).json();
     assert_eq!(overflow["content"]["data_bytes"], json!(4048));
     assert_eq!(overflow["content"]["next"], json!(u4.overflow_pages[1]));
     let tree = db.tree("user/v1/age").clone();
-    let leaf = db
-        .inspect(&["page", &tree.leaves[0].to_string(), "--index", "--json"])
-        .json();
+    let leaf = db.inspect(&["page", &tree.leaves[0].to_string(), "--index", "--json"]).json();
     assert_eq!(leaf["header"]["kind"], json!("btree_leaf"));
     assert_eq!(leaf["content"]["entries"][0]["key"], json!([19, "u11"]));
-    let root = db
-        .inspect(&["page", &tree.root.to_string(), "--index", "--json"])
-        .json();
+    let root = db.inspect(&["page", &tree.root.to_string(), "--index", "--json"]).json();
     assert_eq!(root["header"]["kind"], json!("btree_internal"));
     assert_eq!(root["content"]["entries"][0]["key"], json!([]));
     let hex = db.inspect(&["page", "0", "--hex"]);
@@ -128,23 +91,14 @@ fn pages_lists_every_page() {
     let db = Builder::standard().finish(true);
     let report = db.inspect(&["pages", "--json"]).json();
     let pages = report["pages"].as_array().unwrap();
-    assert!(
-        pages.iter().all(|p| p["checksum"] == json!("ok")),
-        "{report}"
-    );
+    assert!(pages.iter().all(|p| p["checksum"] == json!("ok")), "{report}");
     assert_eq!(pages.len(), 6);
     assert_eq!(report["unwritten"][0]["last"], json!(1023));
     let u1 = db.document("user", "u1").locator.page.0;
     let (file, base) = db.page_file("data", u1);
     db.flip_byte(&file, base + 4000);
     let report = db.inspect(&["pages", "--json"]).json();
-    let damaged = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["page"] == json!(u1))
-        .unwrap()
-        .clone();
+    let damaged = report["pages"].as_array().unwrap().iter().find(|p| p["page"] == json!(u1)).unwrap().clone();
     assert_eq!(damaged["checksum"], json!("BAD"));
     let index = db.inspect(&["pages", "--index"]);
     assert_eq!(index.code, 0);
@@ -156,10 +110,7 @@ fn summary_counts_pages_wal_and_documents() {
     let db = Builder::standard().finish(true);
     let report = db.inspect(&["summary", "--json"]).json();
     assert_eq!(report["clean_shutdown"], json!(true));
-    assert_eq!(
-        report["documents"]["by_schema_version"],
-        json!({"item/v1": 3, "user/v1": 8, "user/v2": 2})
-    );
+    assert_eq!(report["documents"]["by_schema_version"], json!({"item/v1": 3, "user/v1": 8, "user/v2": 2}));
     assert_eq!(report["wal"]["records"], json!(19));
     assert_eq!(report["wal"]["max_wal_size_bytes"], json!(1073741824u64));
     assert_eq!(report["document_space"]["by_kind"]["overflow"], json!(2));

@@ -18,8 +18,7 @@ use serde_json::json;
 #[test]
 #[ignore = "writes into the folder named by AERODB_TOOLS_SAMPLE_DIR"]
 fn write_sample_database() {
-    let folder = std::env::var_os("AERODB_TOOLS_SAMPLE_DIR")
-        .expect("set AERODB_TOOLS_SAMPLE_DIR to a folder to create");
+    let folder = std::env::var_os("AERODB_TOOLS_SAMPLE_DIR").expect("set AERODB_TOOLS_SAMPLE_DIR to a folder to create");
     let folder = std::path::PathBuf::from(folder);
     assert!(!folder.exists(), "{} already exists", folder.display());
     std::fs::create_dir_all(&folder).unwrap();
@@ -27,20 +26,9 @@ fn write_sample_database() {
     let mut builder = common::Builder::standard();
     if crashed {
         builder.stop_applying();
-        builder.update(
-            "user",
-            "v1",
-            json!({"_id": "u1", "name": "alice", "age": 31}),
-        );
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u13", "name": "max", "age": 27}),
-        );
+        builder.update("user", "v1", json!({"_id": "u1", "name": "alice", "age": 31}));
+        builder.insert("user", "v1", json!({"_id": "u13", "name": "max", "age": 27}));
     }
     let db = builder.finish_into(&folder, !crashed);
-    eprintln!(
-        "sample database written; config file {}",
-        db.config.display()
-    );
+    eprintln!("sample database written; config file {}", db.config.display());
 }

@@ -16,11 +16,7 @@ const INDEX_SEGMENT: &str = "indexes/segment-000000.seg";
 
 fn assert_problem<'a>(problems: &'a [Value], needle: &str) -> &'a Value {
     let found = matching(problems, needle);
-    assert!(
-        !found.is_empty(),
-        "no problem mentions {needle:?}; problems:\n{}",
-        show(problems)
-    );
+    assert!(!found.is_empty(), "no problem mentions {needle:?}; problems:\n{}", show(problems));
     found[0]
 }
 
@@ -49,11 +45,7 @@ fn clean_database_verifies() {
     assert_eq!(checked["index_trees"], json!(8));
     let human = db.run(env!("CARGO_BIN_EXE_aerodb-verify"), &[]);
     assert_eq!(human.code, 0);
-    assert!(
-        human.stdout.starts_with("CLEAN: 0 problem(s)"),
-        "{}",
-        human.stdout
-    );
+    assert!(human.stdout.starts_with("CLEAN: 0 problem(s)"), "{}", human.stdout);
 }
 
 #[test]
@@ -80,12 +72,7 @@ fn flipped_byte_in_an_overflow_page_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    assert_at(
-        assert_problem(&problems, "checksum"),
-        SEGMENT,
-        Some(overflow),
-        Some(base),
-    );
+    assert_at(assert_problem(&problems, "checksum"), SEGMENT, Some(overflow), Some(base));
 }
 
 #[test]
@@ -100,20 +87,10 @@ fn broken_overflow_chain_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     let (_, base) = db.page_file("data", first);
-    assert_at(
-        assert_problem(&problems, "differs from its last WAL image"),
-        SEGMENT,
-        Some(first),
-        Some(base + 32),
-    );
+    assert_at(assert_problem(&problems, "differs from its last WAL image"), SEGMENT, Some(first), Some(base + 32));
     let short = assert_problem(&problems, "holds 4048 bytes, its stub says");
     assert_at(short, SEGMENT, Some(place.locator.page.0), None);
-    assert_at(
-        assert_problem(&problems, "belongs to no chain"),
-        SEGMENT,
-        Some(place.overflow_pages[1]),
-        None,
-    );
+    assert_at(assert_problem(&problems, "belongs to no chain"), SEGMENT, Some(place.overflow_pages[1]), None);
 }
 
 #[test]
@@ -163,12 +140,7 @@ fn sequence_gap_is_corruption() {
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
-    assert_at(
-        assert_problem(&problems, "leaves a gap (expected 3)"),
-        "wal/wal.log",
-        None,
-        Some(offset as u64),
-    );
+    assert_at(assert_problem(&problems, "leaves a gap (expected 3)"), "wal/wal.log", None, Some(offset as u64));
     assert_problem(&problems, "repeats or goes back (expected 8)");
 }
 
@@ -178,11 +150,7 @@ fn crc32c(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
         }
     }
     !crc
@@ -196,23 +164,14 @@ fn flipped_byte_in_manifest_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    assert_at(
-        assert_problem(&problems, "MANIFEST does not decode"),
-        "MANIFEST",
-        None,
-        Some(44),
-    );
+    assert_at(assert_problem(&problems, "MANIFEST does not decode"), "MANIFEST", None, Some(44));
 }
 
 #[test]
 fn torn_wal_tail_is_a_warning_not_a_failure() {
     let mut builder = Builder::standard();
     builder.stop_applying();
-    builder.insert(
-        "user",
-        "v1",
-        json!({"_id": "u50", "name": "torn", "age": 1}),
-    );
+    builder.insert("user", "v1", json!({"_id": "u50", "name": "torn", "age": 1}));
     let db = builder.finish(false);
     let offset = db.record_offset(db.last_seq) as u64;
     db.truncate("wal/wal.log", offset + 20);
@@ -220,35 +179,19 @@ fn torn_wal_tail_is_a_warning_not_a_failure() {
     assert_eq!(output.code, 0, "{}", output.stdout);
     assert!(output.problems().is_empty(), "{}", show(&output.problems()));
     let notes = output.notes();
-    let warning = matching(
-        &notes,
-        &format!("torn tail of 20 bytes at offset {offset} (a write that was never acknowledged)"),
-    );
+    let warning = matching(&notes, &format!("torn tail of 20 bytes at offset {offset} (a write that was never acknowledged)"));
     assert_eq!(warning.len(), 1, "{}", show(&notes));
     assert_eq!(warning[0]["level"], json!("warning"));
     assert_at(warning[0], "wal/wal.log", None, Some(offset));
-    assert_eq!(
-        matching(&notes, "index checks skipped").len(),
-        1,
-        "{}",
-        show(&notes)
-    );
+    assert_eq!(matching(&notes, "index checks skipped").len(), 1, "{}", show(&notes));
 }
 
 #[test]
 fn pages_replay_would_rewrite_are_notes_after_a_crash() {
     let mut builder = Builder::standard();
     builder.stop_applying();
-    builder.update(
-        "user",
-        "v1",
-        json!({"_id": "u1", "name": "alice", "age": 31}),
-    );
-    builder.insert(
-        "user",
-        "v1",
-        json!({"_id": "u51", "name": "new", "age": 2, "bio": "q".repeat(3000)}),
-    );
+    builder.update("user", "v1", json!({"_id": "u1", "name": "alice", "age": 31}));
+    builder.insert("user", "v1", json!({"_id": "u51", "name": "new", "age": 2, "bio": "q".repeat(3000)}));
     let db = builder.finish(false);
     let output = db.verify();
     assert_eq!(output.code, 0, "{}", output.stdout);
@@ -259,16 +202,7 @@ fn pages_replay_would_rewrite_are_notes_after_a_crash() {
     assert_eq!(rewrite[0]["level"], json!("note"));
     // The new overflow page is all zero in its segment: replay writes it too.
     let overflow = db.document("user", "u51").overflow_pages[0];
-    assert_eq!(
-        matching(
-            &notes,
-            &format!("page {overflow} would be rewritten by replay")
-        )
-        .len(),
-        1,
-        "{}",
-        show(&notes)
-    );
+    assert_eq!(matching(&notes, &format!("page {overflow} would be rewritten by replay")).len(), 1, "{}", show(&notes));
 }
 
 #[test]
@@ -283,12 +217,7 @@ fn clean_shutdown_with_a_stale_page_is_a_problem() {
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
-    assert_at(
-        assert_problem(&problems, "differs from its last WAL image"),
-        SEGMENT,
-        Some(page_no),
-        None,
-    );
+    assert_at(assert_problem(&problems, "differs from its last WAL image"), SEGMENT, Some(page_no), None);
 }
 
 #[test]
@@ -302,12 +231,7 @@ fn written_page_never_logged_is_a_problem() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    assert_at(
-        assert_problem(&problems, "no WAL record logged it"),
-        SEGMENT,
-        Some(200),
-        Some(200 * 4096),
-    );
+    assert_at(assert_problem(&problems, "no WAL record logged it"), SEGMENT, Some(200), Some(200 * 4096));
 }
 
 #[test]
@@ -320,12 +244,7 @@ fn page_lsn_past_the_wal_is_a_problem() {
     let output = db.verify();
     let problems = output.problems();
     assert_eq!(output.code, 1);
-    assert_at(
-        assert_problem(&problems, "past the WAL's last sequence number"),
-        SEGMENT,
-        Some(page_no),
-        Some(page_no * 4096 + 24),
-    );
+    assert_at(assert_problem(&problems, "past the WAL's last sequence number"), SEGMENT, Some(page_no), Some(page_no * 4096 + 24));
 }
 
 #[test]
@@ -340,16 +259,8 @@ fn dropped_index_entry_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     // The first name in key order is alice (u1).
-    let missing = assert_problem(
-        &problems,
-        "tree user/v1/name has no entry for document _id \"u1\"",
-    );
-    assert_at(
-        missing,
-        SEGMENT,
-        Some(db.document("user", "u1").locator.page.0),
-        None,
-    );
+    let missing = assert_problem(&problems, "tree user/v1/name has no entry for document _id \"u1\"");
+    assert_at(missing, SEGMENT, Some(db.document("user", "u1").locator.page.0), None);
     assert_problem(&problems, "holds 2 entries; it holds 1");
     assert_problem(&problems, "the directory says");
 }
@@ -394,13 +305,7 @@ fn swapped_locators_are_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     let problem = assert_problem(&problems, "tree user/v1/_id: leaf page");
-    assert!(
-        problem["message"]
-            .as_str()
-            .unwrap()
-            .contains("but that document is at"),
-        "{problem}"
-    );
+    assert!(problem["message"].as_str().unwrap().contains("but that document is at"), "{problem}");
     assert_at(problem, INDEX_SEGMENT, Some(leaf), None);
     assert_eq!(problems.len(), 2, "{}", show(&problems));
 }
@@ -419,13 +324,7 @@ fn broken_sibling_link_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    let problem = assert_problem(
-        &problems,
-        &format!(
-            "leaf page {leaf} has next {leaf}, expected {}",
-            tree.leaves[2]
-        ),
-    );
+    let problem = assert_problem(&problems, &format!("leaf page {leaf} has next {leaf}, expected {}", tree.leaves[2]));
     assert_at(problem, INDEX_SEGMENT, Some(leaf), Some(leaf * 4096 + 32));
 }
 
@@ -443,13 +342,7 @@ fn wrong_child_count_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    let problem = assert_problem(
-        &problems,
-        &format!(
-            "entry 0 says child page {child} holds {} entries; it holds {count}",
-            count + 1
-        ),
-    );
+    let problem = assert_problem(&problems, &format!("entry 0 says child page {child} holds {} entries; it holds {count}", count + 1));
     assert_at(problem, INDEX_SEGMENT, Some(root), None);
 }
 
@@ -464,44 +357,24 @@ fn duplicate_id_is_named() {
     let duplicate = db.document("user", "u1").locator;
     let problem = assert_problem(&problems, "duplicate _id \"u1\" in collection user");
     assert_at(problem, SEGMENT, Some(duplicate.page.0), None);
-    assert_eq!(
-        matching(&problems, "duplicate _id").len(),
-        1,
-        "{}",
-        show(&problems)
-    );
+    assert_eq!(matching(&problems, "duplicate _id").len(), 1, "{}", show(&problems));
 }
 
 #[test]
 fn invalid_documents_are_named() {
     let mut builder = Builder::standard();
-    builder.insert_raw(
-        "user",
-        "v1",
-        json!({"_id": "u60", "name": "x", "age": "old"}),
-    );
-    builder.insert_raw(
-        "user",
-        "v1",
-        json!({"_id": "u61", "name": "y", "age": 3, "score": 5}),
-    );
+    builder.insert_raw("user", "v1", json!({"_id": "u60", "name": "x", "age": "old"}));
+    builder.insert_raw("user", "v1", json!({"_id": "u61", "name": "y", "age": 3, "score": 5}));
     builder.insert_raw("user", "v9", json!({"_id": "u62"}));
     let db = builder.finish(true);
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_problem(&problems, "document _id \"u60\"");
-    assert!(
-        matching(&problems, "field 'age' expected int, got string").len() == 1,
-        "{}",
-        show(&problems)
-    );
+    assert!(matching(&problems, "field 'age' expected int, got string").len() == 1, "{}", show(&problems));
     assert_problem(&problems, "document _id \"u61\" at page");
     assert_problem(&problems, "is not stored as its schema returns it");
-    assert_problem(
-        &problems,
-        "references schema user/v9, which has no schema file",
-    );
+    assert_problem(&problems, "references schema user/v9, which has no schema file");
 }
 
 #[test]
@@ -515,12 +388,7 @@ fn changed_schema_file_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    assert_at(
-        assert_problem(&problems, "differs from the recorded"),
-        "metadata/schemas/user_v1.json",
-        None,
-        None,
-    );
+    assert_at(assert_problem(&problems, "differs from the recorded"), "metadata/schemas/user_v1.json", None, None);
 }
 
 #[test]
@@ -531,14 +399,8 @@ fn schema_files_and_hashes_must_match_both_ways() {
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
-    assert_problem(
-        &problems,
-        "a hash is recorded for item_v1.json, but metadata/schemas/item_v1.json is missing",
-    );
-    assert_problem(
-        &problems,
-        "references schema item/v1, which has no schema file",
-    );
+    assert_problem(&problems, "a hash is recorded for item_v1.json, but metadata/schemas/item_v1.json is missing");
+    assert_problem(&problems, "references schema item/v1, which has no schema file");
     assert_problem(&problems, "no hash is recorded");
     assert_problem(&problems, "file name should be user_v2.json");
 }
@@ -548,11 +410,7 @@ fn config_change_is_named_with_old_and_new_values() {
     let mut builder = Builder::standard();
     builder.set_config_text("{\"data_dir\": \"./data\", \"max_memory_bytes\": 1000}");
     let db = builder.finish(true);
-    std::fs::write(
-        &db.config,
-        "{\"data_dir\": \"./data\", \"max_memory_bytes\": 2000}",
-    )
-    .unwrap();
+    std::fs::write(&db.config, "{\"data_dir\": \"./data\", \"max_memory_bytes\": 2000}").unwrap();
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
@@ -573,19 +431,9 @@ fn state_file_must_agree_after_a_clean_shutdown() {
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
-    assert_problem(
-        &problems,
-        &format!(
-            "last_seq {} does not match the WAL's last sequence number {}",
-            db.last_seq + 1,
-            db.last_seq
-        ),
-    );
+    assert_problem(&problems, &format!("last_seq {} does not match the WAL's last sequence number {}", db.last_seq + 1, db.last_seq));
     assert_problem(&problems, "wal_bytes 5 does not match");
-    assert_problem(
-        &problems,
-        "document_pages 1000 does not match the size of the document space",
-    );
+    assert_problem(&problems, "document_pages 1000 does not match the size of the document space");
     assert_eq!(problems.len(), 3, "{}", show(&problems));
 }
 
@@ -599,12 +447,7 @@ fn stale_index_directory_is_named() {
     let output = db.verify();
     assert_eq!(output.code, 1);
     let problems = output.problems();
-    assert_at(
-        assert_problem(&problems, "the indexes are stale"),
-        "indexes/directory.json",
-        None,
-        None,
-    );
+    assert_at(assert_problem(&problems, "the indexes are stale"), "indexes/directory.json", None, None);
 }
 
 #[test]
@@ -624,22 +467,11 @@ fn cannot_run_usage_help_and_version() {
     let verify = env!("CARGO_BIN_EXE_aerodb-verify");
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(verify)
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        )
+        let output = std::process::Command::new(verify).args(args).current_dir(dir.path()).output().unwrap();
+        (output.status.code().unwrap(), String::from_utf8_lossy(&output.stdout).into_owned())
     };
     assert_eq!(run(&[]).0, 2, "no ./aerodb.json");
-    std::fs::write(
-        dir.path().join("aerodb.json"),
-        "{\"data_dir\": \"./nowhere\"}",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("aerodb.json"), "{\"data_dir\": \"./nowhere\"}").unwrap();
     assert_eq!(run(&[]).0, 2, "no data directory");
     std::fs::write(dir.path().join("bad.json"), "{\"data_dir\": 5}").unwrap();
     assert_eq!(run(&["--config", "bad.json"]).0, 2, "invalid config");
@@ -689,13 +521,7 @@ fn torn_tail_after_a_clean_shutdown_is_corruption() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     let problem = assert_problem(&problems, "torn tail of 20 bytes at offset");
-    assert!(
-        problem["message"]
-            .as_str()
-            .unwrap()
-            .contains("after a clean shutdown: corruption"),
-        "{problem}"
-    );
+    assert!(problem["message"].as_str().unwrap().contains("after a clean shutdown: corruption"), "{problem}");
     assert_at(problem, "wal/wal.log", None, Some(offset));
 }
 
@@ -710,12 +536,7 @@ fn free_page_with_used_header_fields_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    assert_at(
-        assert_problem(&problems, "free page 9 has header fields of a used page"),
-        SEGMENT,
-        Some(9),
-        Some(9 * 4096 + 6),
-    );
+    assert_at(assert_problem(&problems, "free page 9 has header fields of a used page"), SEGMENT, Some(9), Some(9 * 4096 + 6));
 }
 
 #[test]
@@ -729,10 +550,5 @@ fn index_node_lsn_past_the_wal_is_named() {
     assert_eq!(output.code, 1);
     let problems = output.problems();
     assert_eq!(problems.len(), 1, "{}", show(&problems));
-    assert_at(
-        assert_problem(&problems, "past the WAL's last sequence number"),
-        INDEX_SEGMENT,
-        Some(leaf),
-        Some(leaf * 4096 + 24),
-    );
+    assert_at(assert_problem(&problems, "past the WAL's last sequence number"), INDEX_SEGMENT, Some(leaf), Some(leaf * 4096 + 24));
 }

@@ -68,9 +68,7 @@ fn main() {
     let allow_map = !database.warn_if_locked("aerodb-inspect");
     let rendered = match cli.command {
         Command::Wal { from, to } => inspect::wal::run(&database, allow_map, SeqRange { from, to }),
-        Command::Page { number, index, hex } => {
-            inspect::page::run(&database, allow_map, number, index, hex)
-        }
+        Command::Page { number, index, hex } => inspect::page::run(&database, allow_map, number, index, hex),
         Command::Pages { index } => inspect::pages::run(&database, allow_map, index),
         Command::Summary => inspect::summary::run(&database, allow_map),
     };

@@ -39,9 +39,5 @@ fn main() {
     } else {
         print!("{}", report.render_human());
     }
-    std::process::exit(if report.is_clean() {
-        EXIT_OK
-    } else {
-        EXIT_PROBLEMS
-    });
+    std::process::exit(if report.is_clean() { EXIT_OK } else { EXIT_PROBLEMS });
 }

@@ -18,13 +18,7 @@ use crate::inspect::Rendered;
 use crate::space::PageSpace;
 use crate::table::Table;
 
-pub fn run(
-    database: &Database,
-    allow_map: bool,
-    number: u64,
-    index_space: bool,
-    hex: bool,
-) -> Result<Rendered, CannotRun> {
+pub fn run(database: &Database, allow_map: bool, number: u64, index_space: bool, hex: bool) -> Result<Rendered, CannotRun> {
     let dir_name = if index_space { INDEXES_DIR } else { DATA_DIR };
     let space = PageSpace::open(&database.root, dir_name, allow_map);
     let page_no = PageNo(number);
@@ -48,10 +42,7 @@ pub fn render(page: &PageBytes, page_no: PageNo, file: &str, hex: bool) -> Rende
             Err(error) => format!("BAD: {error}"),
         }
     };
-    let mut text = format!(
-        "page {page_no} of {file} (file offset {}): {status}\n",
-        page_no.offset_in_segment()
-    );
+    let mut text = format!("page {page_no} of {file} (file offset {}): {status}\n", page_no.offset_in_segment());
     let mut json = json!({
         "file": file,
         "page": page_no.0,
@@ -91,24 +82,16 @@ fn content(page: &PageBytes) -> (String, Value) {
     match PageKind::from_byte(header.kind) {
         Some(PageKind::Document) => document_content(page),
         Some(PageKind::Overflow) => {
-            let data_bytes = header
-                .lower()
-                .saturating_sub(HEADER_BYTES)
-                .min(PAGE_SIZE_BYTES - HEADER_BYTES);
+            let data_bytes = header.lower().saturating_sub(HEADER_BYTES).min(PAGE_SIZE_BYTES - HEADER_BYTES);
             let structure = if bounds_sane(page) {
-                slotted::check_overflow_page(page)
-                    .map(|_| ())
-                    .map_err(|error| error.to_string())
+                slotted::check_overflow_page(page).map(|_| ()).map_err(|error| error.to_string())
             } else {
                 Err("hole bounds lie outside the page".into())
             };
             let text = format!(
                 "overflow data: {data_bytes} bytes; next {}; structure {}\n",
                 link_text(header.next()),
-                structure
-                    .as_ref()
-                    .map(|_| "ok".to_string())
-                    .unwrap_or_else(|error| format!("BAD: {error}"))
+                structure.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|error| format!("BAD: {error}"))
             );
             let json = json!({"data_bytes": data_bytes, "next": if header.next().is_none() { Value::Null } else { Value::from(header.next().0) },
                               "structure": structure.err().unwrap_or_else(|| "ok".into())});
@@ -123,19 +106,12 @@ fn content(page: &PageBytes) -> (String, Value) {
 fn document_content(page: &PageBytes) -> (String, Value) {
     let header = PageHeader::read(page);
     let structure = if bounds_sane(page) {
-        slotted::check_document_page(page)
-            .map(|_| ())
-            .map_err(|error| error.to_string())
+        slotted::check_document_page(page).map(|_| ()).map_err(|error| error.to_string())
     } else {
         Err("hole bounds lie outside the page".into())
     };
-    let mut text = format!(
-        "slotted structure: {}\n",
-        structure
-            .as_ref()
-            .map(|_| "ok".to_string())
-            .unwrap_or_else(|error| format!("BAD: {error}"))
-    );
+    let mut text =
+        format!("slotted structure: {}\n", structure.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|error| format!("BAD: {error}")));
     let slots_max = (PAGE_SIZE_BYTES - HEADER_BYTES) / SLOT_BYTES;
     let count = usize::from(header.item_count.get()).min(slots_max);
     let mut table = Table::new(&["slot", "offset", "length", "record"]);
@@ -148,19 +124,11 @@ fn document_content(page: &PageBytes) -> (String, Value) {
             ("(empty)".to_string(), json!({"kind": "empty"}))
         } else {
             match page.get(offset..offset + length) {
-                None => (
-                    "record lies outside the page".to_string(),
-                    json!({"kind": "invalid", "error": "record lies outside the page"}),
-                ),
+                None => ("record lies outside the page".to_string(), json!({"kind": "invalid", "error": "record lies outside the page"})),
                 Some(bytes) => describe_record(bytes),
             }
         };
-        table.row(vec![
-            slot.to_string(),
-            offset.to_string(),
-            length.to_string(),
-            shorten(&shown),
-        ]);
+        table.row(vec![slot.to_string(), offset.to_string(), length.to_string(), shorten(&shown)]);
         slots.push(json!({"slot": slot, "offset": offset, "length": length, "record": record}));
     }
     text.push_str(&table.render());
@@ -182,19 +150,13 @@ fn shorten(text: &str) -> String {
 
 fn describe_record(bytes: &[u8]) -> (String, Value) {
     match slotted::decode_slot_record(bytes) {
-        Err(error) => (
-            format!("BAD record: {error}"),
-            json!({"kind": "invalid", "error": error.to_string()}),
-        ),
+        Err(error) => (format!("BAD record: {error}"), json!({"kind": "invalid", "error": error.to_string()})),
         Ok(SlotRecord::Overflow { length, first_page }) => (
             format!("overflow stub: {length} bytes from page {first_page}"),
             json!({"kind": "overflow", "length": length, "first_page": first_page}),
         ),
         Ok(SlotRecord::Inline(document)) => match document::decode_record(document) {
-            Err(error) => (
-                format!("BAD document: {error}"),
-                json!({"kind": "invalid", "error": error.to_string()}),
-            ),
+            Err(error) => (format!("BAD document: {error}"), json!({"kind": "invalid", "error": error.to_string()})),
             Ok(record) => {
                 let body = Value::Object(record.body);
                 (
@@ -214,44 +176,27 @@ fn node_content(page: &PageBytes) -> (String, Value) {
     };
     let mut text = format!(
         "node structure: {}\n",
-        structure
-            .as_ref()
-            .map(|_| "ok".to_string())
-            .unwrap_or_else(|error| format!("BAD: {error} (entries not decoded)"))
+        structure.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|error| format!("BAD: {error} (entries not decoded)"))
     );
     let mut entries = Vec::new();
     if structure.is_ok() {
         let leaf = btree::is_leaf(page);
-        let mut table = if leaf {
-            Table::new(&["entry", "key", "document page", "slot"])
-        } else {
-            Table::new(&["entry", "key", "child", "count"])
-        };
+        let mut table =
+            if leaf { Table::new(&["entry", "key", "document page", "slot"]) } else { Table::new(&["entry", "key", "child", "count"]) };
         for index in 0..btree::entry_count(page) {
             let key_bytes = btree::key(page, index);
             if leaf {
                 let locator = btree::leaf_locator(page, index);
-                table.row(vec![
-                    index.to_string(),
-                    key_text(key_bytes),
-                    locator.page.to_string(),
-                    locator.slot.to_string(),
-                ]);
+                table.row(vec![index.to_string(), key_text(key_bytes), locator.page.to_string(), locator.slot.to_string()]);
                 entries.push(json!({"entry": index, "key": key_json(key_bytes), "page": locator.page.0, "slot": locator.slot}));
             } else {
                 let (child, count) = btree::internal_child(page, index);
-                table.row(vec![
-                    index.to_string(),
-                    key_text(key_bytes),
-                    child.to_string(),
-                    count.to_string(),
-                ]);
+                table.row(vec![index.to_string(), key_text(key_bytes), child.to_string(), count.to_string()]);
                 entries.push(json!({"entry": index, "key": key_json(key_bytes), "child": child.0, "count": count}));
             }
         }
         text.push_str(&table.render());
     }
-    let json =
-        json!({"structure": structure.err().unwrap_or_else(|| "ok".into()), "entries": entries});
+    let json = json!({"structure": structure.err().unwrap_or_else(|| "ok".into()), "entries": entries});
     (text, json)
 }

@@ -28,8 +28,7 @@ pub struct PageRow {
 
 impl PageRow {
     pub fn fill_percent(&self) -> Option<f64> {
-        self.used_bytes
-            .map(|used| used as f64 * 100.0 / PAGE_SIZE_BYTES as f64)
+        self.used_bytes.map(|used| used as f64 * 100.0 / PAGE_SIZE_BYTES as f64)
     }
 }
 
@@ -39,27 +38,11 @@ pub fn rows(space: &PageSpace) -> Vec<PageRow> {
     for page_no in space.page_numbers() {
         let file = space.file_of(page_no);
         let Some(page) = space.page(page_no) else {
-            rows.push(PageRow {
-                page_no,
-                file,
-                kind: "missing".into(),
-                lsn: None,
-                used_bytes: None,
-                checksum: "missing",
-                error: None,
-            });
+            rows.push(PageRow { page_no, file, kind: "missing".into(), lsn: None, used_bytes: None, checksum: "missing", error: None });
             continue;
         };
         if page::is_unwritten(page) {
-            rows.push(PageRow {
-                page_no,
-                file,
-                kind: "unwritten".into(),
-                lsn: None,
-                used_bytes: None,
-                checksum: "unwritten",
-                error: None,
-            });
+            rows.push(PageRow { page_no, file, kind: "unwritten".into(), lsn: None, used_bytes: None, checksum: "unwritten", error: None });
             continue;
         }
         let header = PageHeader::read(page);
@@ -89,36 +72,17 @@ pub fn run(database: &Database, allow_map: bool, index_space: bool) -> Result<Re
         let row = &rows[index];
         if row.checksum == "unwritten" || row.checksum == "missing" {
             let mut end = index;
-            while end + 1 < rows.len()
-                && rows[end + 1].checksum == row.checksum
-                && rows[end + 1].file == row.file
-            {
+            while end + 1 < rows.len() && rows[end + 1].checksum == row.checksum && rows[end + 1].file == row.file {
                 end += 1;
             }
             let (first, last) = (row.page_no.0, rows[end].page_no.0);
-            let pages = if first == last {
-                first.to_string()
-            } else {
-                format!("{first}-{last}")
-            };
-            table.row(vec![
-                row.file.clone(),
-                pages,
-                row.kind.clone(),
-                "-".into(),
-                "-".into(),
-                row.checksum.into(),
-            ]);
-            unwritten_json.push(
-                json!({"file": row.file, "first": first, "last": last, "status": row.checksum}),
-            );
+            let pages = if first == last { first.to_string() } else { format!("{first}-{last}") };
+            table.row(vec![row.file.clone(), pages, row.kind.clone(), "-".into(), "-".into(), row.checksum.into()]);
+            unwritten_json.push(json!({"file": row.file, "first": first, "last": last, "status": row.checksum}));
             index = end + 1;
             continue;
         }
-        let fill = row
-            .fill_percent()
-            .map(|fill| format!("{fill:.1}%"))
-            .unwrap_or_else(|| "?".into());
+        let fill = row.fill_percent().map(|fill| format!("{fill:.1}%")).unwrap_or_else(|| "?".into());
         table.row(vec![
             row.file.clone(),
             row.page_no.to_string(),
@@ -134,13 +98,6 @@ pub fn run(database: &Database, allow_map: bool, index_space: bool) -> Result<Re
         }));
         index += 1;
     }
-    let text = if space.segments.is_empty() {
-        format!("{dir_name}/: no segment files\n")
-    } else {
-        table.render()
-    };
-    Ok(Rendered {
-        text,
-        json: json!({"space": dir_name, "pages": pages_json, "unwritten": unwritten_json}),
-    })
+    let text = if space.segments.is_empty() { format!("{dir_name}/: no segment files\n") } else { table.render() };
+    Ok(Rendered { text, json: json!({"space": dir_name, "pages": pages_json, "unwritten": unwritten_json}) })
 }

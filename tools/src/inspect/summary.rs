@@ -24,11 +24,7 @@ pub fn run(database: &Database, allow_map: bool) -> Result<Rendered, CannotRun> 
     let mut text = format!(
         "data directory {} (clean_shutdown marker: {})\n",
         database.root.display(),
-        if clean {
-            "present"
-        } else {
-            "absent: segment pages may be stale until replay"
-        }
+        if clean { "present" } else { "absent: segment pages may be stale until replay" }
     );
     let data = PageSpace::open(&database.root, DATA_DIR, allow_map);
     let indexes = PageSpace::open(&database.root, INDEXES_DIR, allow_map);
@@ -69,15 +65,8 @@ fn space_summary(space: &PageSpace) -> (String, Value) {
             written += 1;
         }
     }
-    let fill = if written == 0 {
-        0.0
-    } else {
-        used as f64 * 100.0 / (written * PAGE_SIZE_BYTES as u64) as f64
-    };
-    let kind_list: Vec<String> = kinds
-        .iter()
-        .map(|(kind, count)| format!("{count} {kind}"))
-        .collect();
+    let fill = if written == 0 { 0.0 } else { used as f64 * 100.0 / (written * PAGE_SIZE_BYTES as u64) as f64 };
+    let kind_list: Vec<String> = kinds.iter().map(|(kind, count)| format!("{count} {kind}")).collect();
     let text = format!(
         "{}/: {} segment file(s), {} pages: {}; {bad} with a BAD checksum or header; fill of written pages {fill:.1}%\n",
         space.dir_name,
@@ -95,19 +84,12 @@ fn wal_summary(database: &Database, allow_map: bool) -> (String, Value) {
     let bytes = match files::load(&database.path(WAL_FILE), allow_map) {
         Ok(bytes) => bytes,
         Err(error) => {
-            return (
-                format!("{WAL_FILE}: cannot be read: {error}\n"),
-                json!({"error": error.to_string()}),
-            );
+            return (format!("{WAL_FILE}: cannot be read: {error}\n"), json!({"error": error.to_string()}));
         }
     };
     let scan = WalScan::scan(&bytes);
     let records = scan.records().count();
-    let corrupt = scan
-        .entries
-        .iter()
-        .filter(|entry| matches!(entry, ScanEntry::Corrupt { .. }))
-        .count();
+    let corrupt = scan.entries.iter().filter(|entry| matches!(entry, ScanEntry::Corrupt { .. })).count();
     let torn = scan.torn_tail().map(|(_, bytes)| bytes).unwrap_or(0);
     let percent = scan.file_bytes as f64 * 100.0 / limit as f64;
     let text = format!(
@@ -142,17 +124,12 @@ fn document_summary(space: &PageSpace) -> (String, Value) {
             let decoded = match slotted::decode_slot_record(bytes) {
                 Ok(SlotRecord::Inline(document)) => document::decode_record(document).ok(),
                 Ok(SlotRecord::Overflow { length, first_page }) => {
-                    read_chain(space, PageNo(first_page), length as usize)
-                        .and_then(|bytes| document::decode_record(&bytes).ok())
+                    read_chain(space, PageNo(first_page), length as usize).and_then(|bytes| document::decode_record(&bytes).ok())
                 }
                 Err(_) => None,
             };
             match decoded {
-                Some(record) => {
-                    *counts
-                        .entry(format!("{}/{}", record.schema_id, record.schema_version))
-                        .or_insert(0) += 1
-                }
+                Some(record) => *counts.entry(format!("{}/{}", record.schema_id, record.schema_version)).or_insert(0) += 1,
                 None => unreadable += 1,
             }
         }
@@ -167,10 +144,7 @@ fn document_summary(space: &PageSpace) -> (String, Value) {
     if unreadable > 0 {
         text.push_str(&format!("  unreadable: {unreadable}\n"));
     }
-    (
-        text,
-        json!({"by_schema_version": counts, "unreadable": unreadable}),
-    )
+    (text, json!({"by_schema_version": counts, "unreadable": unreadable}))
 }
 
 /// The bytes of an overflow chain, if every page of it verifies and the
@@ -188,28 +162,15 @@ pub fn read_chain(space: &PageSpace, first: PageNo, length: usize) -> Option<Vec
 }
 
 fn tree_summary(database: &Database) -> (String, Value) {
-    let directory = read_small(&database.path(INDEX_DIRECTORY_FILE))
-        .map_err(|error| error.to_string())
-        .and_then(|bytes| parse_directory(&bytes));
+    let directory =
+        read_small(&database.path(INDEX_DIRECTORY_FILE)).map_err(|error| error.to_string()).and_then(|bytes| parse_directory(&bytes));
     match directory {
-        Err(error) => (
-            format!("{INDEX_DIRECTORY_FILE}: {error}\n"),
-            json!({"error": error}),
-        ),
+        Err(error) => (format!("{INDEX_DIRECTORY_FILE}: {error}\n"), json!({"error": error})),
         Ok(directory) => {
-            let mut text = format!(
-                "index trees ({INDEX_DIRECTORY_FILE}, written at LSN {}):\n",
-                directory.lsn
-            );
+            let mut text = format!("index trees ({INDEX_DIRECTORY_FILE}, written at LSN {}):\n", directory.lsn);
             let mut trees = Vec::new();
             for tree in &directory.trees {
-                text.push_str(&format!(
-                    "  {}: {} entries, height {}, root page {}\n",
-                    tree.label(),
-                    tree.entries,
-                    tree.height,
-                    tree.root
-                ));
+                text.push_str(&format!("  {}: {} entries, height {}, root page {}\n", tree.label(), tree.entries, tree.height, tree.root));
                 trees.push(json!({"schema_id": tree.schema_id, "schema_version": tree.schema_version, "field": tree.field,
                                   "entries": tree.entries, "height": tree.height, "root": tree.root}));
             }

@@ -32,8 +32,7 @@ struct Totals {
 }
 
 pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rendered, CannotRun> {
-    let bytes = files::load(&database.path(WAL_FILE), allow_map)
-        .map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
+    let bytes = files::load(&database.path(WAL_FILE), allow_map).map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
     let scan = WalScan::scan(&bytes);
     let mut text = String::new();
     let header_json = match &scan.header {
@@ -49,24 +48,11 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
                    "database_id": hex(&header.database_id)})
         }
         Err(error) => {
-            text.push_str(&format!(
-                "{WAL_FILE}: {} bytes; header BAD: {error}\n",
-                scan.file_bytes
-            ));
+            text.push_str(&format!("{WAL_FILE}: {} bytes; header BAD: {error}\n", scan.file_bytes));
             json!({"status": "BAD", "error": error.to_string()})
         }
     };
-    let mut table = Table::new(&[
-        "offset",
-        "seq",
-        "op",
-        "schema",
-        "_id",
-        "pages (page:image+hole)",
-        "bytes",
-        "crc",
-        "status",
-    ]);
+    let mut table = Table::new(&["offset", "seq", "op", "schema", "_id", "pages (page:image+hole)", "bytes", "crc", "status"]);
     let mut rows = Vec::new();
     let mut totals = Totals::default();
     for entry in &scan.entries {
@@ -83,12 +69,7 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
                     totals.pages += 1;
                     totals.image_bytes += image.image_bytes as u64;
                     totals.hole_bytes += image.hole_bytes() as u64;
-                    page_cells.push(format!(
-                        "{}:{}+{}",
-                        image.page_no,
-                        image.image_bytes,
-                        image.hole_bytes()
-                    ));
+                    page_cells.push(format!("{}:{}+{}", image.page_no, image.image_bytes, image.hole_bytes()));
                     page_rows.push(json!({"page": image.page_no.0, "lower": image.lower, "upper": image.upper,
                                           "image_bytes": image.image_bytes, "hole_bytes": image.hole_bytes()}));
                 }
@@ -110,11 +91,7 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
                     "pages": page_rows, "bytes": record.length, "crc": "ok", "status": status,
                 }));
             }
-            ScanEntry::Corrupt {
-                offset,
-                skipped_bytes,
-                error,
-            } => {
+            ScanEntry::Corrupt { offset, skipped_bytes, error } => {
                 table.row(vec![
                     offset.to_string(),
                     "?".into(),
@@ -129,11 +106,7 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
                 rows.push(json!({"offset": offset, "bytes": skipped_bytes, "crc": "BAD", "status": "corrupt",
                                  "error": error.to_string()}));
             }
-            ScanEntry::Torn {
-                offset,
-                bytes,
-                reason,
-            } => {
+            ScanEntry::Torn { offset, bytes, reason } => {
                 table.row(vec![
                     offset.to_string(),
                     "-".into(),

@@ -60,12 +60,8 @@ enum Source {
 impl Source {
     fn location(&self, page_no: PageNo, within_page: usize) -> Location {
         match self {
-            Source::Segment { file, page_offset } => {
-                Location::page(file, page_no.0, page_offset + within_page as u64)
-            }
-            Source::WalImage { record_offset, .. } => {
-                Location::page(WAL_FILE, page_no.0, *record_offset as u64)
-            }
+            Source::Segment { file, page_offset } => Location::page(file, page_no.0, page_offset + within_page as u64),
+            Source::WalImage { record_offset, .. } => Location::page(WAL_FILE, page_no.0, *record_offset as u64),
         }
     }
 
@@ -127,13 +123,7 @@ struct Checker<'a> {
     documents: DocumentSet,
 }
 
-pub fn check(
-    space: &PageSpace,
-    wal: &WalView,
-    schemas: &Schemas,
-    clean: bool,
-    report: &mut Report,
-) -> DocumentSet {
+pub fn check(space: &PageSpace, wal: &WalView, schemas: &Schemas, clean: bool, report: &mut Report) -> DocumentSet {
     check_segment_files(space, wal, clean, report);
     let mut checker = Checker {
         space,
@@ -146,16 +136,8 @@ pub fn check(
         ids: BTreeMap::new(),
         documents: DocumentSet::default(),
     };
-    let outside: BTreeSet<PageNo> = wal
-        .last_images
-        .keys()
-        .copied()
-        .filter(|page_no| space.page(*page_no).is_none())
-        .collect();
-    let mut progress = Progress::new(
-        "document pages",
-        space.page_capacity() + outside.len() as u64,
-    );
+    let outside: BTreeSet<PageNo> = wal.last_images.keys().copied().filter(|page_no| space.page(*page_no).is_none()).collect();
+    let mut progress = Progress::new("document pages", space.page_capacity() + outside.len() as u64);
     for page_no in space.page_numbers().chain(outside.iter().copied()) {
         progress.tick();
         checker.check_page(page_no);
@@ -168,29 +150,20 @@ pub fn check(
 /// The folder, stray files, segment sizes, and segment files the WAL needs but that are missing.
 fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &mut Report) {
     if !space.folder_exists {
-        report.problem(
-            Location::file(space.dir_name),
-            "the document segment folder is missing",
-        );
+        report.problem(Location::file(space.dir_name), "the document segment folder is missing");
     }
     for name in &space.stray_files {
         report.note(Location::file(name), "not a segment file; ignored");
     }
     for (name, reason) in &space.unreadable {
-        report.problem(
-            Location::file(name),
-            format!("segment file cannot be read: {reason}"),
-        );
+        report.problem(Location::file(name), format!("segment file cannot be read: {reason}"));
     }
     for segment in space.segments.values() {
         report.count("document_segments", 1);
         let length = segment.bytes.len() as u64;
         if length != SEGMENT_BYTES {
             let name = space.file_of(PageNo(segment.index * aerodb_format::SEGMENT_PAGES));
-            report.problem(
-                Location::file(&name),
-                format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"),
-            );
+            report.problem(Location::file(&name), format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"));
         }
     }
     let mut missing: BTreeMap<u64, Vec<PageNo>> = BTreeMap::new();
@@ -201,18 +174,11 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
     }
     for (segment, pages) in missing {
         let name = space.file_of(PageNo(segment * aerodb_format::SEGMENT_PAGES));
-        let message = format!(
-            "segment file is missing, but the WAL logs {} of its pages (first: page {})",
-            pages.len(),
-            pages[0]
-        );
+        let message = format!("segment file is missing, but the WAL logs {} of its pages (first: page {})", pages.len(), pages[0]);
         if clean {
             report.problem(Location::file(&name), message);
         } else {
-            report.note(
-                Location::file(&name),
-                format!("{message}; replay would write them"),
-            );
+            report.note(Location::file(&name), format!("{message}; replay would write them"));
         }
     }
 }
@@ -230,17 +196,12 @@ impl<'a> Checker<'a> {
                 self.report.count("overflow_pages", 1);
                 match slotted::check_overflow_page(&effective) {
                     Ok(data) => {
-                        let page = OverflowPage {
-                            data: data.to_vec(),
-                            next: header.next(),
-                            location: source.location(page_no, 0),
-                        };
+                        let page = OverflowPage { data: data.to_vec(), next: header.next(), location: source.location(page_no, 0) };
                         self.overflow.insert(page_no, page);
                     }
-                    Err(error) => self.report.problem(
-                        source.location(page_no, error.offset),
-                        format!("overflow page {page_no}{}: {error}", source.suffix()),
-                    ),
+                    Err(error) => self
+                        .report
+                        .problem(source.location(page_no, error.offset), format!("overflow page {page_no}{}: {error}", source.suffix())),
                 }
             }
             Some(PageKind::Free) => {
@@ -264,11 +225,7 @@ impl<'a> Checker<'a> {
             }
             Some(kind) => self.report.problem(
                 source.location(page_no, 4),
-                format!(
-                    "page {page_no}{} is a {} in the document space",
-                    source.suffix(),
-                    kind.name()
-                ),
+                format!("page {page_no}{} is a {} in the document space", source.suffix(), kind.name()),
             ),
             None => {} // page::verify rejected it already.
         }
@@ -281,10 +238,7 @@ impl<'a> Checker<'a> {
         let file = self.space.file_of(page_no);
         let page_offset = page_no.offset_in_segment();
         let at = |within: usize| Location::page(&file, page_no.0, page_offset + within as u64);
-        let segment_source = Source::Segment {
-            file: file.clone(),
-            page_offset,
-        };
+        let segment_source = Source::Segment { file: file.clone(), page_offset };
         let state = match space.page(page_no) {
             None => SegmentState::Absent,
             Some(page) if page::is_unwritten(page) => SegmentState::Unwritten,
@@ -297,11 +251,7 @@ impl<'a> Checker<'a> {
             if header.lsn() > self.wal.last_seq {
                 self.report.problem(
                     at(24),
-                    format!(
-                        "page {page_no} has LSN {}, past the WAL's last sequence number {}",
-                        header.lsn(),
-                        self.wal.last_seq
-                    ),
+                    format!("page {page_no} has LSN {}, past the WAL's last sequence number {}", header.lsn(), self.wal.last_seq),
                 );
             }
         }
@@ -325,14 +275,8 @@ impl<'a> Checker<'a> {
             }
             return None;
         };
-        let image = self
-            .wal
-            .restore(&last)
-            .filter(|image| page::verify(image, page_no).is_ok());
-        let image_source = Source::WalImage {
-            seq: last.seq,
-            record_offset: last.record_offset,
-        };
+        let image = self.wal.restore(&last).filter(|image| page::verify(image, page_no).is_ok());
+        let image_source = Source::WalImage { seq: last.seq, record_offset: last.record_offset };
         let equal = match (&state, &image) {
             (SegmentState::Valid(page, _), Some(image)) => page[..] == image[..],
             _ => false,
@@ -347,24 +291,15 @@ impl<'a> Checker<'a> {
             if !matches!(state, SegmentState::Absent) {
                 self.report.note(
                     at(0),
-                    format!(
-                        "page {page_no} would be rewritten by replay (segment page: {}; {describe_last})",
-                        describe_state(&state)
-                    ),
+                    format!("page {page_no} would be rewritten by replay (segment page: {}; {describe_last})", describe_state(&state)),
                 );
             }
             return image.map(|image| (PageRef::Owned(image), image_source));
         }
         match state {
             SegmentState::Absent => {} // reported once for its segment file
-            SegmentState::Unwritten => self.report.problem(
-                at(0),
-                format!("page {page_no} is all zero, but {describe_last} wrote it"),
-            ),
-            SegmentState::Invalid(ref error) => self.report.problem(
-                at(error.offset),
-                format!("page {page_no} does not verify: {error}"),
-            ),
+            SegmentState::Unwritten => self.report.problem(at(0), format!("page {page_no} is all zero, but {describe_last} wrote it")),
+            SegmentState::Invalid(ref error) => self.report.problem(at(error.offset), format!("page {page_no} does not verify: {error}")),
             SegmentState::Valid(page, header) => {
                 match &image {
                     Some(image) => {
@@ -397,42 +332,28 @@ impl<'a> Checker<'a> {
             Err(error) => {
                 self.report.problem(
                     source.location(page_no, error.offset),
-                    format!(
-                        "document page {page_no}{}: slotted structure: {error}",
-                        source.suffix()
-                    ),
+                    format!("document page {page_no}{}: slotted structure: {error}", source.suffix()),
                 );
                 return;
             }
         };
         for (slot, bytes) in records {
             // check_document_page has bounded every slot of this page.
-            let record_offset = slotted::slot(page, slot)
-                .map(|(offset, _)| offset)
-                .unwrap_or(0);
+            let record_offset = slotted::slot(page, slot).map(|(offset, _)| offset).unwrap_or(0);
             let location = source.location(page_no, record_offset);
-            let locator = Locator {
-                page: page_no,
-                slot,
-            };
+            let locator = Locator { page: page_no, slot };
             match slotted::decode_slot_record(bytes) {
                 Err(error) => self.report.problem(
                     source.location(page_no, record_offset + error.offset),
-                    format!(
-                        "page {page_no} slot {slot}{}: record does not decode: {error}",
-                        source.suffix()
-                    ),
+                    format!("page {page_no} slot {slot}{}: record does not decode: {error}", source.suffix()),
                 ),
                 Ok(SlotRecord::Inline(document)) => {
                     let location = source.location(page_no, record_offset + 1);
                     self.check_document(document, locator, location, &source.suffix());
                 }
-                Ok(SlotRecord::Overflow { length, first_page }) => self.stubs.push(Stub {
-                    locator,
-                    length,
-                    first_page: PageNo(first_page),
-                    location,
-                }),
+                Ok(SlotRecord::Overflow { length, first_page }) => {
+                    self.stubs.push(Stub { locator, length, first_page: PageNo(first_page), location })
+                }
             }
         }
     }
@@ -443,10 +364,7 @@ impl<'a> Checker<'a> {
         let mut claimed: BTreeMap<PageNo, Locator> = BTreeMap::new();
         let stubs = std::mem::take(&mut self.stubs);
         for stub in &stubs {
-            let owner = format!(
-                "overflow chain of page {} slot {}",
-                stub.locator.page, stub.locator.slot
-            );
+            let owner = format!("overflow chain of page {} slot {}", stub.locator.page, stub.locator.slot);
             let needed = slotted::overflow_pages_needed(stub.length as usize);
             let mut data: Vec<u8> = Vec::with_capacity(stub.length as usize);
             let mut current = stub.first_page;
@@ -462,12 +380,8 @@ impl<'a> Checker<'a> {
                     break;
                 }
                 let Some(page) = self.overflow.get(&current) else {
-                    self.report.problem(
-                        stub.location.clone(),
-                        format!(
-                            "{owner} reaches page {current}, which is not a valid overflow page"
-                        ),
-                    );
+                    self.report
+                        .problem(stub.location.clone(), format!("{owner} reaches page {current}, which is not a valid overflow page"));
                     intact = false;
                     break;
                 };
@@ -491,14 +405,7 @@ impl<'a> Checker<'a> {
                 continue;
             }
             if data.len() != stub.length as usize {
-                self.report.problem(
-                    stub.location.clone(),
-                    format!(
-                        "{owner} holds {} bytes, its stub says {}",
-                        data.len(),
-                        stub.length
-                    ),
-                );
+                self.report.problem(stub.location.clone(), format!("{owner} holds {} bytes, its stub says {}", data.len(), stub.length));
                 continue;
             }
             self.check_document(&data, stub.locator, stub.location.clone(), "");
@@ -510,12 +417,7 @@ impl<'a> Checker<'a> {
             .map(|(page_no, page)| (*page_no, page.location.clone()))
             .collect();
         for (page_no, location) in orphans {
-            self.report.problem(
-                location,
-                format!(
-                    "overflow page {page_no} belongs to no chain (no document's stub reaches it)"
-                ),
-            );
+            self.report.problem(location, format!("overflow page {page_no} belongs to no chain (no document's stub reaches it)"));
         }
     }
 
@@ -525,10 +427,7 @@ impl<'a> Checker<'a> {
         let record = match document::decode_record(bytes) {
             Ok(record) => record,
             Err(error) => {
-                self.report.problem(
-                    location,
-                    format!("document at {place} does not decode: {error}"),
-                );
+                self.report.problem(location, format!("document at {place} does not decode: {error}"));
                 return;
             }
         };
@@ -563,9 +462,7 @@ impl<'a> Checker<'a> {
                 }
             },
         }
-        if let Some(id_key) =
-            KeyValue::from_json(&id, false).map(|value| key::encode_to_vec(&value))
-        {
+        if let Some(id_key) = KeyValue::from_json(&id, false).map(|value| key::encode_to_vec(&value)) {
             let collection_key = (record.schema_id.clone(), id_key);
             if let Some((other, other_version)) = self.ids.get(&collection_key) {
                 self.report.problem(
@@ -576,21 +473,12 @@ impl<'a> Checker<'a> {
                     ),
                 );
             } else {
-                self.ids
-                    .insert(collection_key, (locator, record.schema_version.clone()));
+                self.ids.insert(collection_key, (locator, record.schema_version.clone()));
             }
         }
-        let keys = schema
-            .map(|schema| entry_keys(schema, &record.body))
-            .unwrap_or_default();
+        let keys = schema.map(|schema| entry_keys(schema, &record.body)).unwrap_or_default();
         *self.documents.counts.entry(schema_key).or_insert(0) += 1;
-        let document = LiveDocument {
-            schema_id: record.schema_id,
-            schema_version: record.schema_version,
-            id,
-            location,
-            keys,
-        };
+        let document = LiveDocument { schema_id: record.schema_id, schema_version: record.schema_version, id, location, keys };
         self.documents.by_locator.insert(locator, document);
     }
 }
@@ -598,14 +486,8 @@ impl<'a> Checker<'a> {
 /// The key each index of `schema` holds for a document body: the field's
 /// encoding followed by the `_id`'s (the `_id` index: the `_id` alone). An
 /// absent optional field has no entry.
-pub fn entry_keys(
-    schema: &Schema,
-    body: &serde_json::Map<String, Value>,
-) -> Vec<(String, Vec<u8>)> {
-    let Some(id) = body
-        .get("_id")
-        .and_then(|id| KeyValue::from_json(id, false))
-    else {
+pub fn entry_keys(schema: &Schema, body: &serde_json::Map<String, Value>) -> Vec<(String, Vec<u8>)> {
+    let Some(id) = body.get("_id").and_then(|id| KeyValue::from_json(id, false)) else {
         return Vec::new();
     };
     let id_key = key::encode_to_vec(&id);
@@ -615,14 +497,8 @@ pub fn entry_keys(
             keys.push((field.clone(), id_key.clone()));
             continue;
         }
-        let as_float = matches!(
-            schema.field(field).map(|definition| &definition.field_type),
-            Some(FieldType::Float)
-        );
-        let Some(value) = body
-            .get(field)
-            .and_then(|value| KeyValue::from_json(value, as_float))
-        else {
+        let as_float = matches!(schema.field(field).map(|definition| &definition.field_type), Some(FieldType::Float));
+        let Some(value) = body.get(field).and_then(|value| KeyValue::from_json(value, as_float)) else {
             continue;
         };
         let mut entry = key::encode_to_vec(&value);
@@ -649,19 +525,12 @@ fn describe_state(state: &SegmentState<'_>) -> String {
 }
 
 fn describe_last(last: &LastImage) -> String {
-    format!(
-        "last WAL image: record seq {} at WAL offset {}",
-        last.seq, last.record_offset
-    )
+    format!("last WAL image: record seq {} at WAL offset {}", last.seq, last.record_offset)
 }
 
 /// First byte where two pages differ, looking past the checksum first (a
 /// changed page always has a changed checksum; the byte after it says more).
 fn first_difference(a: &PageBytes, b: &PageBytes) -> usize {
-    let past_checksum = a[4..]
-        .iter()
-        .zip(b[4..].iter())
-        .position(|(x, y)| x != y)
-        .map(|index| index + 4);
+    let past_checksum = a[4..].iter().zip(b[4..].iter()).position(|(x, y)| x != y).map(|index| index + 4);
     past_checksum.unwrap_or(0)
 }

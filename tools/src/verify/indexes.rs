@@ -69,8 +69,7 @@ pub struct Directory {
 
 /// Parses the directory strictly: exactly the fields FORMAT.md names.
 pub fn parse_directory(bytes: &[u8]) -> Result<Directory, String> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|error| format!("not valid JSON: {error}"))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| format!("not valid JSON: {error}"))?;
     let Value::Object(object) = value else {
         return Err("not a JSON object".into());
     };
@@ -79,10 +78,7 @@ pub fn parse_directory(bytes: &[u8]) -> Result<Directory, String> {
             return Err(format!("unknown field {key:?}"));
         }
     }
-    let lsn = object
-        .get("lsn")
-        .and_then(Value::as_u64)
-        .ok_or("lsn must be a non-negative integer")?;
+    let lsn = object.get("lsn").and_then(Value::as_u64).ok_or("lsn must be a non-negative integer")?;
     let Some(Value::Array(list)) = object.get("trees") else {
         return Err("trees must be an array".into());
     };
@@ -92,23 +88,15 @@ pub fn parse_directory(bytes: &[u8]) -> Result<Directory, String> {
             return Err(format!("trees[{position}] is not an object"));
         };
         for key in tree.keys() {
-            if !matches!(
-                key.as_str(),
-                "schema_id" | "schema_version" | "field" | "root" | "height" | "entries"
-            ) {
+            if !matches!(key.as_str(), "schema_id" | "schema_version" | "field" | "root" | "height" | "entries") {
                 return Err(format!("trees[{position}]: unknown field {key:?}"));
             }
         }
         let text = |name: &str| -> Result<String, String> {
-            tree.get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or(format!("trees[{position}].{name} must be a string"))
+            tree.get(name).and_then(Value::as_str).map(str::to_owned).ok_or(format!("trees[{position}].{name} must be a string"))
         };
         let number = |name: &str| -> Result<u64, String> {
-            tree.get(name).and_then(Value::as_u64).ok_or(format!(
-                "trees[{position}].{name} must be a non-negative integer"
-            ))
+            tree.get(name).and_then(Value::as_u64).ok_or(format!("trees[{position}].{name} must be a non-negative integer"))
         };
         trees.push(TreeInfo {
             schema_id: text("schema_id")?,
@@ -140,14 +128,8 @@ pub struct Walk {
 
 enum NodeState {
     Broken,
-    Leaf {
-        entries: u64,
-        prev: PageNo,
-        next: PageNo,
-    },
-    Internal {
-        children: Vec<usize>,
-    },
+    Leaf { entries: u64, prev: PageNo, next: PageNo },
+    Internal { children: Vec<usize> },
 }
 
 struct Node {
@@ -162,24 +144,14 @@ struct Node {
     state: NodeState,
 }
 
-pub fn check(
-    database: &Database,
-    allow_map: bool,
-    wal: &WalView,
-    schemas: &Schemas,
-    documents: &DocumentSet,
-    report: &mut Report,
-) {
+pub fn check(database: &Database, allow_map: bool, wal: &WalView, schemas: &Schemas, documents: &DocumentSet, report: &mut Report) {
     let space = PageSpace::open(&database.root, INDEXES_DIR, allow_map);
     check_segment_files(&space, report);
     let location = Location::file(INDEX_DIRECTORY_FILE);
     let bytes = match read_small(&database.path(INDEX_DIRECTORY_FILE)) {
         Ok(bytes) => bytes,
         Err(error) => {
-            report.problem(
-                location,
-                format!("index directory (written at every clean shutdown): {error}"),
-            );
+            report.problem(location, format!("index directory (written at every clean shutdown): {error}"));
             return;
         }
     };
@@ -204,18 +176,10 @@ pub fn check(
     let mut progress = Progress::new("index pages", space.page_capacity());
     for tree in &directory.trees {
         report.count("index_trees", 1);
-        let walk = walk_tree(
-            &space,
-            tree,
-            wal.last_seq.0,
-            &mut owners,
-            report,
-            &mut progress,
-        );
+        let walk = walk_tree(&space, tree, wal.last_seq.0, &mut owners, report, &mut progress);
         report.count("index_entries", walk.entries.len() as u64);
-        let known = schemas
-            .get(&(tree.schema_id.clone(), tree.schema_version.clone()))
-            .is_some_and(|schema| schema.is_indexed(&tree.field));
+        let known =
+            schemas.get(&(tree.schema_id.clone(), tree.schema_version.clone())).is_some_and(|schema| schema.is_indexed(&tree.field));
         if known {
             check_agreement(tree, &walk, documents, report);
         }
@@ -224,29 +188,19 @@ pub fn check(
     let unreachable: Vec<PageNo> = space
         .page_numbers()
         .filter(|page_no| !owners.contains_key(page_no))
-        .filter(|page_no| {
-            space
-                .page(*page_no)
-                .is_some_and(|page| !page::is_unwritten(page))
-        })
+        .filter(|page_no| space.page(*page_no).is_some_and(|page| !page::is_unwritten(page)))
         .collect();
     if let Some(first) = unreachable.first() {
         report.note(
             Location::file(INDEXES_DIR),
-            format!(
-                "{} written index pages belong to no tree (first: page {first}); they are unused",
-                unreachable.len()
-            ),
+            format!("{} written index pages belong to no tree (first: page {first}); they are unused", unreachable.len()),
         );
     }
 }
 
 fn check_segment_files(space: &PageSpace, report: &mut Report) {
     if !space.folder_exists {
-        report.problem(
-            Location::file(INDEXES_DIR),
-            "the index segment folder is missing",
-        );
+        report.problem(Location::file(INDEXES_DIR), "the index segment folder is missing");
     }
     for name in &space.stray_files {
         if name != INDEX_DIRECTORY_FILE {
@@ -254,20 +208,14 @@ fn check_segment_files(space: &PageSpace, report: &mut Report) {
         }
     }
     for (name, reason) in &space.unreadable {
-        report.problem(
-            Location::file(name),
-            format!("segment file cannot be read: {reason}"),
-        );
+        report.problem(Location::file(name), format!("segment file cannot be read: {reason}"));
     }
     for segment in space.segments.values() {
         report.count("index_segments", 1);
         let length = segment.bytes.len() as u64;
         if length != SEGMENT_BYTES {
             let name = space.file_of(PageNo(segment.index * aerodb_format::SEGMENT_PAGES));
-            report.problem(
-                Location::file(&name),
-                format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"),
-            );
+            report.problem(Location::file(&name), format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"));
         }
     }
 }
@@ -276,13 +224,7 @@ fn check_segment_files(space: &PageSpace, report: &mut Report) {
 /// of every schema version, and no tree for anything else.
 fn check_tree_list(directory: &Directory, schemas: &Schemas, report: &mut Report) {
     let location = Location::file(INDEX_DIRECTORY_FILE);
-    let names = |tree: &TreeInfo| {
-        (
-            tree.schema_id.clone(),
-            tree.schema_version.clone(),
-            tree.field.clone(),
-        )
-    };
+    let names = |tree: &TreeInfo| (tree.schema_id.clone(), tree.schema_version.clone(), tree.field.clone());
     for pair in directory.trees.windows(2) {
         if names(&pair[0]) >= names(&pair[1]) {
             report.problem(
@@ -295,43 +237,23 @@ fn check_tree_list(directory: &Directory, schemas: &Schemas, report: &mut Report
     for ((schema_id, schema_version), schema) in schemas {
         for field in &schema.indexes {
             if !listed.contains(&(schema_id.clone(), schema_version.clone(), field.clone())) {
-                report.problem(
-                    location.clone(),
-                    format!(
-                        "no tree for the index on {schema_id}/{schema_version} field '{field}'"
-                    ),
-                );
+                report.problem(location.clone(), format!("no tree for the index on {schema_id}/{schema_version} field '{field}'"));
             }
         }
     }
     for tree in &directory.trees {
         match schemas.get(&(tree.schema_id.clone(), tree.schema_version.clone())) {
-            None => report.problem(
-                location.clone(),
-                format!(
-                    "tree {} belongs to a schema version with no schema file",
-                    tree.label()
-                ),
-            ),
-            Some(schema) if !schema.is_indexed(&tree.field) => report.problem(
-                location.clone(),
-                format!(
-                    "tree {}: field '{}' is not indexed by its schema",
-                    tree.label(),
-                    tree.field
-                ),
-            ),
+            None => report.problem(location.clone(), format!("tree {} belongs to a schema version with no schema file", tree.label())),
+            Some(schema) if !schema.is_indexed(&tree.field) => {
+                report.problem(location.clone(), format!("tree {}: field '{}' is not indexed by its schema", tree.label(), tree.field))
+            }
             Some(_) => {}
         }
     }
 }
 
 fn node_location(space: &PageSpace, page_no: PageNo, within: usize) -> Location {
-    Location::page(
-        &space.file_of(page_no),
-        page_no.0,
-        page_no.offset_in_segment() + within as u64,
-    )
+    Location::page(&space.file_of(page_no), page_no.0, page_no.offset_in_segment() + within as u64)
 }
 
 /// Offset of entry `index`'s cell (the node passed `check_node`).
@@ -350,18 +272,9 @@ pub fn walk_tree(
     progress: &mut Progress,
 ) -> Walk {
     let label = tree.label();
-    let mut walk = Walk {
-        entries: Vec::new(),
-        complete: true,
-    };
+    let mut walk = Walk { entries: Vec::new(), complete: true };
     if tree.height == 0 || tree.height > TREE_HEIGHT_MAX {
-        report.problem(
-            Location::file(INDEX_DIRECTORY_FILE),
-            format!(
-                "tree {label}: height {} outside 1..={TREE_HEIGHT_MAX}",
-                tree.height
-            ),
-        );
+        report.problem(Location::file(INDEX_DIRECTORY_FILE), format!("tree {label}: height {} outside 1..={TREE_HEIGHT_MAX}", tree.height));
         walk.complete = false;
         return walk;
     }
@@ -388,41 +301,25 @@ pub fn walk_tree(
         let page_no = nodes[index].page_no;
         let at = |within: usize| node_location(space, page_no, within);
         if let Some(owner) = owners.get(&page_no) {
-            let whose = if *owner == label {
-                "this tree".to_string()
-            } else {
-                format!("tree {owner}")
-            };
-            report.problem(
-                at(0),
-                format!("tree {label}: node page {page_no} is already part of {whose}"),
-            );
+            let whose = if *owner == label { "this tree".to_string() } else { format!("tree {owner}") };
+            report.problem(at(0), format!("tree {label}: node page {page_no} is already part of {whose}"));
             walk.complete = false;
             continue;
         }
         owners.insert(page_no, label.clone());
         report.count("index_nodes", 1);
         let Some(page) = space.page(page_no) else {
-            report.problem(
-                at(0),
-                format!("tree {label}: node page {page_no} lies outside the index segment files"),
-            );
+            report.problem(at(0), format!("tree {label}: node page {page_no} lies outside the index segment files"));
             walk.complete = false;
             continue;
         };
         if page::is_unwritten(page) {
-            report.problem(
-                at(0),
-                format!("tree {label}: node page {page_no} is all zero (never written)"),
-            );
+            report.problem(at(0), format!("tree {label}: node page {page_no} is all zero (never written)"));
             walk.complete = false;
             continue;
         }
         if let Err(error) = page::verify(page, page_no).and_then(|_| btree::check_node(page)) {
-            report.problem(
-                at(error.offset),
-                format!("tree {label}: node page {page_no}: {error}"),
-            );
+            report.problem(at(error.offset), format!("tree {label}: node page {page_no}: {error}"));
             walk.complete = false;
             continue;
         }
@@ -465,7 +362,10 @@ pub fn walk_tree(
             for (position, (key_bytes, _)) in entries.iter().enumerate() {
                 let location = at(cell_offset(page, position));
                 if let Err(error) = key::decode_entry_key(key_bytes, id_only) {
-                    report.problem(location.clone(), format!("tree {label}: leaf page {page_no} entry {position}: key does not decode: {error}"));
+                    report.problem(
+                        location.clone(),
+                        format!("tree {label}: leaf page {page_no} entry {position}: key does not decode: {error}"),
+                    );
                 }
                 walk.entries.push(LeafEntry {
                     key: key_bytes.clone(),
@@ -475,18 +375,11 @@ pub fn walk_tree(
                     location,
                 });
             }
-            nodes[index].state = NodeState::Leaf {
-                entries: entries.len() as u64,
-                prev: header.prev(),
-                next: header.next(),
-            };
+            nodes[index].state = NodeState::Leaf { entries: entries.len() as u64, prev: header.prev(), next: header.next() };
             continue;
         }
         if entries.is_empty() {
-            report.problem(
-                at(0),
-                format!("tree {label}: internal node page {page_no} has no entries"),
-            );
+            report.problem(at(0), format!("tree {label}: internal node page {page_no} has no entries"));
             walk.complete = false;
             continue;
         }
@@ -499,11 +392,7 @@ pub fn walk_tree(
         let mut children = Vec::with_capacity(entries.len());
         for position in 0..entries.len() {
             let (child, count) = btree::internal_child(page, position);
-            let child_low = if entries[position].0 < low {
-                low.clone()
-            } else {
-                entries[position].0.clone()
-            };
+            let child_low = if entries[position].0 < low { low.clone() } else { entries[position].0.clone() };
             let child_high = match entries.get(position + 1) {
                 Some((next_key, _)) => Some(next_key.clone()),
                 None => high.clone(),
@@ -562,30 +451,14 @@ fn check_leaf_order(label: &str, walk: &Walk, report: &mut Report) {
 }
 
 /// Each leaf's prev/next name its neighbours in key order (none at the ends).
-fn check_sibling_links(
-    space: &PageSpace,
-    label: &str,
-    height: u64,
-    nodes: &[Node],
-    report: &mut Report,
-) {
-    let leaves: Vec<&Node> = nodes
-        .iter()
-        .filter(|node| node.depth == height - 1)
-        .collect();
+fn check_sibling_links(space: &PageSpace, label: &str, height: u64, nodes: &[Node], report: &mut Report) {
+    let leaves: Vec<&Node> = nodes.iter().filter(|node| node.depth == height - 1).collect();
     for (position, leaf) in leaves.iter().enumerate() {
         let NodeState::Leaf { prev, next, .. } = leaf.state else {
             continue;
         };
-        let expected_prev = if position == 0 {
-            PageNo::NONE
-        } else {
-            leaves[position - 1].page_no
-        };
-        let expected_next = leaves
-            .get(position + 1)
-            .map(|node| node.page_no)
-            .unwrap_or(PageNo::NONE);
+        let expected_prev = if position == 0 { PageNo::NONE } else { leaves[position - 1].page_no };
+        let expected_next = leaves.get(position + 1).map(|node| node.page_no).unwrap_or(PageNo::NONE);
         let show = |page_no: PageNo| {
             if page_no.is_none() {
                 "none".to_string()
@@ -596,23 +469,13 @@ fn check_sibling_links(
         if prev != expected_prev {
             report.problem(
                 node_location(space, leaf.page_no, PREV_OFFSET),
-                format!(
-                    "tree {label}: leaf page {} has prev {}, expected {}",
-                    leaf.page_no,
-                    show(prev),
-                    show(expected_prev)
-                ),
+                format!("tree {label}: leaf page {} has prev {}, expected {}", leaf.page_no, show(prev), show(expected_prev)),
             );
         }
         if next != expected_next {
             report.problem(
                 node_location(space, leaf.page_no, NEXT_OFFSET),
-                format!(
-                    "tree {label}: leaf page {} has next {}, expected {}",
-                    leaf.page_no,
-                    show(next),
-                    show(expected_next)
-                ),
+                format!("tree {label}: leaf page {} has next {}, expected {}", leaf.page_no, show(next), show(expected_next)),
             );
         }
     }
@@ -628,9 +491,9 @@ fn check_counts(space: &PageSpace, tree: &TreeInfo, nodes: &[Node], report: &mut
         actual[index] = match &nodes[index].state {
             NodeState::Broken => None,
             NodeState::Leaf { entries, .. } => Some(*entries),
-            NodeState::Internal { children } => children.iter().try_fold(0u64, |sum, &child| {
-                actual[child].and_then(|count| sum.checked_add(count))
-            }),
+            NodeState::Internal { children } => {
+                children.iter().try_fold(0u64, |sum, &child| actual[child].and_then(|count| sum.checked_add(count)))
+            }
         };
     }
     for (index, node) in nodes.iter().enumerate() {
@@ -639,10 +502,7 @@ fn check_counts(space: &PageSpace, tree: &TreeInfo, nodes: &[Node], report: &mut
         };
         if real != node.stored_count {
             let parent_page = nodes[parent].page_no;
-            let offset = space
-                .page(parent_page)
-                .map(|page| cell_offset(page, position))
-                .unwrap_or(0);
+            let offset = space.page(parent_page).map(|page| cell_offset(page, position)).unwrap_or(0);
             report.problem(
                 node_location(space, parent_page, offset),
                 format!(
@@ -656,10 +516,7 @@ fn check_counts(space: &PageSpace, tree: &TreeInfo, nodes: &[Node], report: &mut
         if real != tree.entries {
             report.problem(
                 Location::file(INDEX_DIRECTORY_FILE),
-                format!(
-                    "tree {label}: the directory says {} entries, the tree holds {real}",
-                    tree.entries
-                ),
+                format!("tree {label}: the directory says {} entries, the tree holds {real}", tree.entries),
             );
         }
     }
@@ -682,12 +539,7 @@ fn check_agreement(tree: &TreeInfo, walk: &Walk, documents: &DocumentSet, report
     }
     let mut matched: BTreeSet<&[u8]> = BTreeSet::new();
     for entry in &walk.entries {
-        let place = format!(
-            "tree {label}: leaf page {} entry {} (key {})",
-            entry.leaf,
-            entry.index,
-            key_text(&entry.key)
-        );
+        let place = format!("tree {label}: leaf page {} entry {} (key {})", entry.leaf, entry.index, key_text(&entry.key));
         let target = format!("page {} slot {}", entry.locator.page, entry.locator.slot);
         match expected.get(entry.key.as_slice()) {
             Some(locator) => {
@@ -695,23 +547,15 @@ fn check_agreement(tree: &TreeInfo, walk: &Walk, documents: &DocumentSet, report
                 if *locator != entry.locator {
                     report.problem(
                         entry.location.clone(),
-                        format!(
-                            "{place} points at {target}, but that document is at page {} slot {}",
-                            locator.page, locator.slot
-                        ),
+                        format!("{place} points at {target}, but that document is at page {} slot {}", locator.page, locator.slot),
                     );
                 }
             }
             None => {
                 let message = match documents.by_locator.get(&entry.locator) {
                     None => format!("{place} points at {target}, where there is no live document"),
-                    Some(document)
-                        if document.schema_id != tree.schema_id || document.schema_version != tree.schema_version =>
-                    {
-                        format!(
-                            "{place} points at {target}, which holds a document of {}/{}",
-                            document.schema_id, document.schema_version
-                        )
+                    Some(document) if document.schema_id != tree.schema_id || document.schema_version != tree.schema_version => {
+                        format!("{place} points at {target}, which holds a document of {}/{}", document.schema_id, document.schema_version)
                     }
                     Some(document) => match document.keys.iter().find(|(field, _)| *field == tree.field) {
                         Some((_, own)) => format!(

@@ -10,10 +10,7 @@ use aerodb_format::config::Config;
 use aerodb_format::manifest::Manifest;
 use aerodb_format::schema::Schema;
 
-use crate::database::{
-    Database, FROZEN_CONFIG_FILE, MANIFEST_FILE, SCHEMAS_DIR, SCHEMA_HASHES_FILE, STATE_FILE,
-    WAL_FILE,
-};
+use crate::database::{Database, FROZEN_CONFIG_FILE, MANIFEST_FILE, SCHEMAS_DIR, SCHEMA_HASHES_FILE, STATE_FILE, WAL_FILE};
 use crate::files::{read_small, SmallFileError};
 use crate::verify::report::{Location, Report};
 
@@ -26,10 +23,7 @@ pub fn check_manifest(database: &Database, report: &mut Report) -> Option<Manife
     let bytes = match read_small(&database.path(MANIFEST_FILE)) {
         Ok(bytes) => bytes,
         Err(SmallFileError::Missing) => {
-            report.problem(
-                Location::file(MANIFEST_FILE),
-                "MANIFEST is missing (not an initialised data directory)",
-            );
+            report.problem(Location::file(MANIFEST_FILE), "MANIFEST is missing (not an initialised data directory)");
             return None;
         }
         Err(error) => {
@@ -40,10 +34,7 @@ pub fn check_manifest(database: &Database, report: &mut Report) -> Option<Manife
     match Manifest::decode(&bytes) {
         Ok(manifest) => Some(manifest),
         Err(error) => {
-            report.problem(
-                Location::at(MANIFEST_FILE, error.offset as u64),
-                format!("MANIFEST does not decode: {error}"),
-            );
+            report.problem(Location::at(MANIFEST_FILE, error.offset as u64), format!("MANIFEST does not decode: {error}"));
             None
         }
     }
@@ -62,35 +53,16 @@ pub fn check_frozen_config(database: &Database, report: &mut Report) {
     let frozen = match Config::parse(&bytes) {
         Ok(frozen) => frozen,
         Err(error) => {
-            report.problem(
-                location,
-                format!("frozen config does not parse: {}", error.message),
-            );
+            report.problem(location, format!("frozen config does not parse: {}", error.message));
             return;
         }
     };
     let current = &database.config;
     let differences = [
-        (
-            "data_dir",
-            frozen.data_dir.clone(),
-            current.data_dir.clone(),
-        ),
-        (
-            "wal_sync_mode",
-            frozen.wal_sync_mode.clone(),
-            current.wal_sync_mode.clone(),
-        ),
-        (
-            "max_wal_size_bytes",
-            frozen.max_wal_size_bytes.to_string(),
-            current.max_wal_size_bytes.to_string(),
-        ),
-        (
-            "max_memory_bytes",
-            frozen.max_memory_bytes.to_string(),
-            current.max_memory_bytes.to_string(),
-        ),
+        ("data_dir", frozen.data_dir.clone(), current.data_dir.clone()),
+        ("wal_sync_mode", frozen.wal_sync_mode.clone(), current.wal_sync_mode.clone()),
+        ("max_wal_size_bytes", frozen.max_wal_size_bytes.to_string(), current.max_wal_size_bytes.to_string()),
+        ("max_memory_bytes", frozen.max_memory_bytes.to_string(), current.max_memory_bytes.to_string()),
     ];
     for (field, old, new) in differences {
         if old != new {
@@ -107,10 +79,7 @@ pub fn check_frozen_config(database: &Database, report: &mut Report) {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Reads `metadata/schema_hashes.json`: `None` when it is missing.
@@ -131,18 +100,10 @@ fn read_hashes(database: &Database, report: &mut Report) -> Option<BTreeMap<Stri
     let mut hashes = BTreeMap::new();
     for (name, hash) in object {
         match hash {
-            Value::String(hash)
-                if hash.len() == 64
-                    && hash
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
+            Value::String(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
                 hashes.insert(name, hash);
             }
-            other => report.problem(
-                location.clone(),
-                format!("entry {name:?} is not a lowercase SHA-256 hex string: {other}"),
-            ),
+            other => report.problem(location.clone(), format!("entry {name:?} is not a lowercase SHA-256 hex string: {other}")),
         }
     }
     Some(hashes)
@@ -155,26 +116,18 @@ pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
     let hashes = read_hashes(database, report);
     let names: Vec<String> = match std::fs::read_dir(database.path(SCHEMAS_DIR)) {
         Ok(listing) => {
-            let mut names: Vec<String> = listing
-                .filter_map(|entry| entry.ok())
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut names: Vec<String> =
+                listing.filter_map(|entry| entry.ok()).map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
             names.sort();
             names
         }
         Err(error) => {
-            report.problem(
-                Location::file(SCHEMAS_DIR),
-                format!("schema folder cannot be read: {error}"),
-            );
+            report.problem(Location::file(SCHEMAS_DIR), format!("schema folder cannot be read: {error}"));
             Vec::new()
         }
     };
     if hashes.is_none() && !names.is_empty() {
-        report.problem(
-            Location::file(SCHEMA_HASHES_FILE),
-            "schema hashes file is missing while schema files exist",
-        );
+        report.problem(Location::file(SCHEMA_HASHES_FILE), "schema hashes file is missing while schema files exist");
     }
     let hashes = hashes.unwrap_or_default();
     for name in &names {
@@ -204,36 +157,25 @@ pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
         let schema = match Schema::parse(&bytes) {
             Ok(schema) => schema,
             Err(error) => {
-                report.problem(
-                    location,
-                    format!("schema file does not parse: {error} (AERO_SCHEMA_INVALID)"),
-                );
+                report.problem(location, format!("schema file does not parse: {error} (AERO_SCHEMA_INVALID)"));
                 continue;
             }
         };
         let expected_name = format!("{}_{}.json", schema.schema_id, schema.schema_version);
         if *name != expected_name {
-            report.problem(
-                location.clone(),
-                format!("file name should be {expected_name} (its schema_id and schema_version)"),
-            );
+            report.problem(location.clone(), format!("file name should be {expected_name} (its schema_id and schema_version)"));
         }
         let key = (schema.schema_id.clone(), schema.schema_version.clone());
         if schemas.contains_key(&key) {
-            report.problem(
-                location,
-                format!("a second file defines schema {}/{}", key.0, key.1),
-            );
+            report.problem(location, format!("a second file defines schema {}/{}", key.0, key.1));
             continue;
         }
         schemas.insert(key, schema);
     }
     for name in hashes.keys() {
         if !names.contains(name) {
-            report.problem(
-                Location::file(SCHEMA_HASHES_FILE),
-                format!("a hash is recorded for {name}, but {SCHEMAS_DIR}/{name} is missing"),
-            );
+            report
+                .problem(Location::file(SCHEMA_HASHES_FILE), format!("a hash is recorded for {name}, but {SCHEMAS_DIR}/{name} is missing"));
         }
     }
     schemas
@@ -250,21 +192,13 @@ pub struct StateExpectations {
 
 /// `metadata/state.json` agrees with the WAL and the documents (after a
 /// clean shutdown); without the marker, it must at least not be ahead of the WAL.
-pub fn check_state(
-    database: &Database,
-    clean: bool,
-    expected: &StateExpectations,
-    report: &mut Report,
-) {
+pub fn check_state(database: &Database, clean: bool, expected: &StateExpectations, report: &mut Report) {
     let location = Location::file(STATE_FILE);
     let bytes = match read_small(&database.path(STATE_FILE)) {
         Ok(bytes) => bytes,
         Err(SmallFileError::Missing) if !clean => return,
         Err(error) => {
-            report.problem(
-                location,
-                format!("state file (needed after a clean shutdown): {error}"),
-            );
+            report.problem(location, format!("state file (needed after a clean shutdown): {error}"));
             return;
         }
     };
@@ -273,10 +207,7 @@ pub fn check_state(
         return;
     };
     for key in state.keys() {
-        if !matches!(
-            key.as_str(),
-            "last_seq" | "wal_bytes" | "documents" | "document_pages"
-        ) {
+        if !matches!(key.as_str(), "last_seq" | "wal_bytes" | "documents" | "document_pages") {
             report.problem(location.clone(), format!("unknown field {key:?}"));
         }
     }
@@ -285,10 +216,7 @@ pub fn check_state(
             Some(value) => match value.as_u64() {
                 Some(number) => Some(number),
                 None => {
-                    report.problem(
-                        location.clone(),
-                        format!("{name} is not a non-negative integer: {value}"),
-                    );
+                    report.problem(location.clone(), format!("{name} is not a non-negative integer: {value}"));
                     None
                 }
             },
@@ -301,13 +229,7 @@ pub fn check_state(
     let last_seq = field("last_seq", report);
     if !clean {
         if let Some(last_seq) = last_seq.filter(|&seq| seq > expected.last_seq) {
-            report.problem(
-                location,
-                format!(
-                    "last_seq {last_seq} is past the WAL's last sequence number {}",
-                    expected.last_seq
-                ),
-            );
+            report.problem(location, format!("last_seq {last_seq} is past the WAL's last sequence number {}", expected.last_seq));
         }
         return;
     }
@@ -317,26 +239,16 @@ pub fn check_state(
             format!("last_seq {last_seq} does not match the WAL's last sequence number {} (clean shutdown)", expected.last_seq),
         );
     }
-    if let Some(wal_bytes) = field("wal_bytes", report).filter(|&bytes| bytes != expected.wal_bytes)
-    {
+    if let Some(wal_bytes) = field("wal_bytes", report).filter(|&bytes| bytes != expected.wal_bytes) {
         report.problem(
             location.clone(),
             format!("wal_bytes {wal_bytes} does not match the size of {WAL_FILE}, {} bytes (clean shutdown)", expected.wal_bytes),
         );
     }
-    if let Some(documents) = field("documents", report).filter(|&count| count != expected.documents)
-    {
-        report.problem(
-            location.clone(),
-            format!(
-                "documents {documents} does not match the {} live documents found",
-                expected.documents
-            ),
-        );
+    if let Some(documents) = field("documents", report).filter(|&count| count != expected.documents) {
+        report.problem(location.clone(), format!("documents {documents} does not match the {} live documents found", expected.documents));
     }
-    if let Some(pages) =
-        field("document_pages", report).filter(|&pages| pages != expected.document_pages)
-    {
+    if let Some(pages) = field("document_pages", report).filter(|&pages| pages != expected.document_pages) {
         report.problem(
             location,
             format!(

@@ -38,11 +38,7 @@ pub fn run(database: &Database, allow_map: bool) -> Report {
         last_seq: wal.last_seq.0,
         wal_bytes: wal.file_bytes,
         documents: documents.by_locator.len() as u64,
-        document_pages: wal
-            .last_images
-            .keys()
-            .next_back()
-            .map_or(0, |page_no| page_no.0 + 1),
+        document_pages: wal.last_images.keys().next_back().map_or(0, |page_no| page_no.0 + 1),
     };
     metadata::check_state(database, clean, &expected, &mut report);
     if clean {

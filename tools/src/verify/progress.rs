@@ -17,26 +17,14 @@ pub struct Progress {
 impl Progress {
     pub fn new(label: &'static str, total: u64) -> Progress {
         let enabled = total >= PROGRESS_STEPS_MIN && std::io::stderr().is_terminal();
-        Progress {
-            enabled,
-            label,
-            total,
-            done: 0,
-            step: (total / 100).max(1),
-        }
+        Progress { enabled, label, total, done: 0, step: (total / 100).max(1) }
     }
 
     pub fn tick(&mut self) {
         self.done += 1;
         if self.enabled && self.done.is_multiple_of(self.step) {
             let percent = self.done * 100 / self.total.max(1);
-            let _ = write!(
-                std::io::stderr(),
-                "\raerodb-verify: {} {}/{} ({percent}%)",
-                self.label,
-                self.done,
-                self.total
-            );
+            let _ = write!(std::io::stderr(), "\raerodb-verify: {} {}/{} ({percent}%)", self.label, self.done, self.total);
         }
     }
 

@@ -38,27 +38,15 @@ pub struct Location {
 
 impl Location {
     pub fn file(file: &str) -> Location {
-        Location {
-            file: file.to_string(),
-            page: None,
-            offset: None,
-        }
+        Location { file: file.to_string(), page: None, offset: None }
     }
 
     pub fn at(file: &str, offset: u64) -> Location {
-        Location {
-            file: file.to_string(),
-            page: None,
-            offset: Some(offset),
-        }
+        Location { file: file.to_string(), page: None, offset: Some(offset) }
     }
 
     pub fn page(file: &str, page: u64, offset: u64) -> Location {
-        Location {
-            file: file.to_string(),
-            page: Some(page),
-            offset: Some(offset),
-        }
+        Location { file: file.to_string(), page: Some(page), offset: Some(offset) }
     }
 
     /// `file[ page P][ offset O]`.
@@ -116,11 +104,7 @@ impl Report {
     }
 
     fn push(&mut self, level: Level, location: Location, message: String) {
-        self.findings.push(Finding {
-            level,
-            location,
-            message,
-        });
+        self.findings.push(Finding { level, location, message });
     }
 
     /// Adds `amount` to the counter `name`.
@@ -129,16 +113,11 @@ impl Report {
     }
 
     pub fn count_of(&self, level: Level) -> usize {
-        self.findings
-            .iter()
-            .filter(|finding| finding.level == level)
-            .count()
+        self.findings.iter().filter(|finding| finding.level == level).count()
     }
 
     pub fn problems(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .filter(|finding| finding.level == Level::Problem)
+        self.findings.iter().filter(|finding| finding.level == Level::Problem)
     }
 
     pub fn is_clean(&self) -> bool {
@@ -149,12 +128,7 @@ impl Report {
     /// warnings go with the notes, marked by their `level`.
     pub fn to_json(&self) -> Value {
         let problems: Vec<Value> = self.problems().map(Finding::to_json).collect();
-        let notes: Vec<Value> = self
-            .findings
-            .iter()
-            .filter(|finding| finding.level != Level::Problem)
-            .map(Finding::to_json)
-            .collect();
+        let notes: Vec<Value> = self.findings.iter().filter(|finding| finding.level != Level::Problem).map(Finding::to_json).collect();
         json!({
             "problems": problems,
             "notes": notes,
@@ -177,24 +151,12 @@ impl Report {
                 Level::Warning => "WARNING",
                 Level::Note => "NOTE",
             };
-            out.push_str(&format!(
-                "{label} {}: {}\n",
-                finding.location.render(),
-                finding.message
-            ));
+            out.push_str(&format!("{label} {}: {}\n", finding.location.render(), finding.message));
         }
-        let checked: Vec<String> = self
-            .checked
-            .iter()
-            .map(|(name, count)| format!("{name}={count}"))
-            .collect();
+        let checked: Vec<String> = self.checked.iter().map(|(name, count)| format!("{name}={count}")).collect();
         out.push_str(&format!(
             "{}: {} problem(s), {} warning(s), {} note(s); checked {}\n",
-            if self.is_clean() {
-                "CLEAN"
-            } else {
-                "PROBLEMS FOUND"
-            },
+            if self.is_clean() { "CLEAN" } else { "PROBLEMS FOUND" },
             self.count_of(Level::Problem),
             self.count_of(Level::Warning),
             self.count_of(Level::Note),

@@ -39,26 +39,12 @@ impl WalView {
 
 /// Checks the WAL; `clean` (the clean-shutdown marker exists) makes a torn
 /// tail corruption instead of a warning.
-pub fn check_wal(
-    database: &Database,
-    allow_map: bool,
-    manifest: Option<&Manifest>,
-    clean: bool,
-    report: &mut Report,
-) -> WalView {
-    let mut view = WalView {
-        bytes: None,
-        last_images: BTreeMap::new(),
-        last_seq: SeqNo(0),
-        file_bytes: 0,
-    };
+pub fn check_wal(database: &Database, allow_map: bool, manifest: Option<&Manifest>, clean: bool, report: &mut Report) -> WalView {
+    let mut view = WalView { bytes: None, last_images: BTreeMap::new(), last_seq: SeqNo(0), file_bytes: 0 };
     let bytes = match files::load(&database.path(WAL_FILE), allow_map) {
         Ok(bytes) => bytes,
         Err(error) => {
-            report.problem(
-                Location::file(WAL_FILE),
-                format!("the WAL cannot be read: {error}"),
-            );
+            report.problem(Location::file(WAL_FILE), format!("the WAL cannot be read: {error}"));
             return view;
         }
     };
@@ -66,21 +52,13 @@ pub fn check_wal(
     view.file_bytes = bytes.len() as u64;
     report.count("wal_bytes", view.file_bytes);
     match &scan.header {
-        Err(error) => report.problem(
-            Location::at(WAL_FILE, error.offset as u64),
-            format!("WAL header does not decode: {error} (AERO_WAL_CORRUPTION)"),
-        ),
+        Err(error) => report
+            .problem(Location::at(WAL_FILE, error.offset as u64), format!("WAL header does not decode: {error} (AERO_WAL_CORRUPTION)")),
         Ok(header) => {
-            if let Some(manifest) =
-                manifest.filter(|manifest| manifest.database_id != header.database_id)
-            {
+            if let Some(manifest) = manifest.filter(|manifest| manifest.database_id != header.database_id) {
                 report.problem(
                     Location::at(WAL_FILE, 16),
-                    format!(
-                        "the WAL belongs to database {}, the MANIFEST names {}",
-                        hex(&header.database_id),
-                        hex(&manifest.database_id)
-                    ),
+                    format!("the WAL belongs to database {}, the MANIFEST names {}", hex(&header.database_id), hex(&manifest.database_id)),
                 );
             }
         }
@@ -133,23 +111,14 @@ fn check_image(wal: &[u8], seq: SeqNo, image: &ImageRef, location: &Location, re
     let restored = match image.restore(wal) {
         Ok(restored) => restored,
         Err(error) => {
-            report.problem(
-                location,
-                format!("image of page {page_no} in record seq {seq} cannot be rebuilt: {error}"),
-            );
+            report.problem(location, format!("image of page {page_no} in record seq {seq} cannot be rebuilt: {error}"));
             return;
         }
     };
     match page::verify(&restored, page_no) {
-        Err(error) => report.problem(
-            location,
-            format!("image of page {page_no} in record seq {seq} does not verify: {error}"),
-        ),
+        Err(error) => report.problem(location, format!("image of page {page_no} in record seq {seq} does not verify: {error}")),
         Ok(header) => {
-            if matches!(
-                PageKind::from_byte(header.kind),
-                Some(PageKind::BtreeLeaf | PageKind::BtreeInternal)
-            ) {
+            if matches!(PageKind::from_byte(header.kind), Some(PageKind::BtreeLeaf | PageKind::BtreeInternal)) {
                 report.problem(
                     location,
                     format!("record seq {seq} logs page {page_no} as a B-tree node; only document-space pages are logged"),

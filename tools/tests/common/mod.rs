@@ -164,12 +164,7 @@ impl Builder {
     }
 
     fn schema(&self, schema_id: &str, schema_version: &str) -> &Schema {
-        &self
-            .schemas
-            .iter()
-            .find(|(_, _, s)| s.schema_id == schema_id && s.schema_version == schema_version)
-            .expect("known schema")
-            .2
+        &self.schemas.iter().find(|(_, _, s)| s.schema_id == schema_id && s.schema_version == schema_version).expect("known schema").2
     }
 
     fn allocate(&mut self) -> u64 {
@@ -180,14 +175,7 @@ impl Builder {
 
     /// Appends one WAL record holding `changed` (sealed here with the new
     /// sequence number) and applies the pages.
-    fn log(
-        &mut self,
-        op: WalOp,
-        schema_id: &str,
-        schema_version: &str,
-        id: &Value,
-        changed: Vec<Box<PageBytes>>,
-    ) {
+    fn log(&mut self, op: WalOp, schema_id: &str, schema_version: &str, id: &Value, changed: Vec<Box<PageBytes>>) {
         self.seq += 1;
         let seq = SeqNo(self.seq);
         let mut sealed = changed;
@@ -195,16 +183,7 @@ impl Builder {
             page::seal(page, seq);
         }
         let references: Vec<&PageBytes> = sealed.iter().map(|page| &**page).collect();
-        let record = wal::encode_record(
-            &RecordHeader {
-                seq,
-                op,
-                schema_id,
-                schema_version,
-                id,
-            },
-            &references,
-        );
+        let record = wal::encode_record(&RecordHeader { seq, op, schema_id, schema_version, id }, &references);
         self.record_offsets.push((self.seq, self.wal.len()));
         self.wal.extend_from_slice(&record);
         for page in sealed {
@@ -216,23 +195,14 @@ impl Builder {
     /// Inserts a document the way the engine would, without checking `_id`
     /// uniqueness (so tests can make duplicates).
     pub fn insert(&mut self, schema_id: &str, schema_version: &str, document: Value) {
-        let body = self
-            .schema(schema_id, schema_version)
-            .validate(&document)
-            .expect("test document validates");
+        let body = self.schema(schema_id, schema_version).validate(&document).expect("test document validates");
         let id = body["_id"].clone();
         let (changed, locator, overflow_pages) = self.place(schema_id, schema_version, &body, None);
         self.log(WalOp::Insert, schema_id, schema_version, &id, changed);
         // A duplicate `_id` keeps both documents in the files; the map keeps the last.
         self.documents.insert(
             (schema_id.to_string(), id_text(&id)),
-            DocumentPlace {
-                schema_id: schema_id.into(),
-                schema_version: schema_version.into(),
-                locator,
-                body,
-                overflow_pages,
-            },
+            DocumentPlace { schema_id: schema_id.into(), schema_version: schema_version.into(), locator, body, overflow_pages },
         );
     }
 
@@ -245,13 +215,7 @@ impl Builder {
         self.log(WalOp::Insert, schema_id, schema_version, &id, changed);
         self.documents.insert(
             (schema_id.to_string(), id_text(&id)),
-            DocumentPlace {
-                schema_id: schema_id.into(),
-                schema_version: schema_version.into(),
-                locator,
-                body,
-                overflow_pages,
-            },
+            DocumentPlace { schema_id: schema_id.into(), schema_version: schema_version.into(), locator, body, overflow_pages },
         );
     }
 
@@ -265,16 +229,10 @@ impl Builder {
 
     /// Replaces a document (possibly under another version), in one record.
     pub fn update(&mut self, schema_id: &str, schema_version: &str, document: Value) {
-        let body = self
-            .schema(schema_id, schema_version)
-            .validate(&document)
-            .expect("test document validates");
+        let body = self.schema(schema_id, schema_version).validate(&document).expect("test document validates");
         let id = body["_id"].clone();
         let key = (schema_id.to_string(), id_text(&id));
-        let old = self
-            .documents
-            .remove(&key)
-            .expect("document to update exists");
+        let old = self.documents.remove(&key).expect("document to update exists");
         let mut changed = self.remove_pages(&old);
         let page_no = old.locator.page.0;
         let mut page = changed
@@ -282,29 +240,19 @@ impl Builder {
             .position(|p| PageHeader::read(p).page_no().0 == page_no)
             .map(|i| changed.remove(i))
             .expect("document page changed");
-        let (more, locator, overflow_pages) =
-            self.place(schema_id, schema_version, &body, Some(&mut page));
+        let (more, locator, overflow_pages) = self.place(schema_id, schema_version, &body, Some(&mut page));
         changed.push(page);
         changed.extend(more);
         self.log(WalOp::Update, schema_id, schema_version, &id, changed);
         self.documents.insert(
             key,
-            DocumentPlace {
-                schema_id: schema_id.into(),
-                schema_version: schema_version.into(),
-                locator,
-                body,
-                overflow_pages,
-            },
+            DocumentPlace { schema_id: schema_id.into(), schema_version: schema_version.into(), locator, body, overflow_pages },
         );
     }
 
     pub fn delete(&mut self, schema_id: &str, id: &Value) {
         let key = (schema_id.to_string(), id_text(id));
-        let old = self
-            .documents
-            .remove(&key)
-            .expect("document to delete exists");
+        let old = self.documents.remove(&key).expect("document to delete exists");
         let changed = self.remove_pages(&old);
         let version = old.schema_version.clone();
         self.log(WalOp::Delete, schema_id, &version, id, changed);
@@ -341,10 +289,7 @@ impl Builder {
             overflow_pages = (0..count).map(|_| self.allocate()).collect();
             for (index, chunk) in record.chunks(OVERFLOW_DATA_BYTES).enumerate() {
                 let mut page = new_page(PageKind::Overflow, PageNo(overflow_pages[index]));
-                let next = overflow_pages
-                    .get(index + 1)
-                    .copied()
-                    .unwrap_or(PageNo::NONE.0);
+                let next = overflow_pages.get(index + 1).copied().unwrap_or(PageNo::NONE.0);
                 slotted::fill_overflow_page(&mut page, chunk, next);
                 changed.push(page);
             }
@@ -356,14 +301,7 @@ impl Builder {
             if slotted::space_needed(page, slot_record.len()) <= slotted::free_bytes(page) {
                 let slot = slotted::insert(page, &slot_record).expect("fits");
                 let page_no = PageHeader::read(page).page_no();
-                return (
-                    changed,
-                    Locator {
-                        page: page_no,
-                        slot,
-                    },
-                    overflow_pages,
-                );
+                return (changed, Locator { page: page_no, slot }, overflow_pages);
             }
         }
         let existing = self.pages.iter().find(|(page_no, page)| {
@@ -381,14 +319,7 @@ impl Builder {
         let slot = slotted::insert(&mut page, &slot_record).expect("fits");
         let page_no = PageHeader::read(&page).page_no();
         changed.push(page);
-        (
-            changed,
-            Locator {
-                page: page_no,
-                slot,
-            },
-            overflow_pages,
-        )
+        (changed, Locator { page: page_no, slot }, overflow_pages)
     }
 
     /// From now on, writes reach the WAL but not the segments (as if the
@@ -408,81 +339,25 @@ impl Builder {
     /// deleted (its chain freed), one updated, one upgraded to v2.
     pub fn standard() -> Builder {
         let mut builder = Builder::new();
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u1", "name": "alice", "age": 30, "score": 1.5}),
-        );
+        builder.insert("user", "v1", json!({"_id": "u1", "name": "alice", "age": 30, "score": 1.5}));
         builder.insert("user", "v1", json!({"_id": "u2", "name": "bob", "age": 41}));
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u3", "name": "carol", "age": 30, "score": 10, "tags": ["a", "b"]}),
-        );
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u4", "name": "dave", "age": 25, "bio": "x".repeat(5000)}),
-        );
+        builder.insert("user", "v1", json!({"_id": "u3", "name": "carol", "age": 30, "score": 10, "tags": ["a", "b"]}));
+        builder.insert("user", "v1", json!({"_id": "u4", "name": "dave", "age": 25, "bio": "x".repeat(5000)}));
         builder.insert("user", "v1", json!({"_id": "u5", "name": "eve", "age": 52}));
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u6", "name": "frank", "age": 33}),
-        );
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u7", "name": "gina", "age": 28}),
-        );
+        builder.insert("user", "v1", json!({"_id": "u6", "name": "frank", "age": 33}));
+        builder.insert("user", "v1", json!({"_id": "u7", "name": "gina", "age": 28}));
         builder.delete("user", &json!("u6"));
-        builder.update(
-            "user",
-            "v1",
-            json!({"_id": "u7", "name": "gina", "age": 29, "score": -2.25}),
-        );
-        builder.update(
-            "user",
-            "v2",
-            json!({"_id": "u2", "name": "bob", "email": "bob@example.com"}),
-        );
+        builder.update("user", "v1", json!({"_id": "u7", "name": "gina", "age": 29, "score": -2.25}));
+        builder.update("user", "v2", json!({"_id": "u2", "name": "bob", "email": "bob@example.com"}));
         builder.insert("user", "v2", json!({"_id": "u8", "name": "hal"}));
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u9", "name": "ivy", "age": 61, "bio": "y".repeat(1800)}),
-        );
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u10", "name": "jon", "age": 30, "bio": "z".repeat(1800)}),
-        );
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u11", "name": "kim", "age": 19, "bio": "w".repeat(1800)}),
-        );
-        builder.insert(
-            "user",
-            "v1",
-            json!({"_id": "u12", "name": "lee", "age": 44, "bio": "v".repeat(6000)}),
-        );
+        builder.insert("user", "v1", json!({"_id": "u9", "name": "ivy", "age": 61, "bio": "y".repeat(1800)}));
+        builder.insert("user", "v1", json!({"_id": "u10", "name": "jon", "age": 30, "bio": "z".repeat(1800)}));
+        builder.insert("user", "v1", json!({"_id": "u11", "name": "kim", "age": 19, "bio": "w".repeat(1800)}));
+        builder.insert("user", "v1", json!({"_id": "u12", "name": "lee", "age": 44, "bio": "v".repeat(6000)}));
         builder.delete("user", &json!("u12"));
-        builder.insert(
-            "item",
-            "v1",
-            json!({"_id": 1, "active": true, "label": "one"}),
-        );
-        builder.insert(
-            "item",
-            "v1",
-            json!({"_id": 2, "active": false, "label": "two"}),
-        );
-        builder.insert(
-            "item",
-            "v1",
-            json!({"_id": 3, "active": true, "label": "three"}),
-        );
+        builder.insert("item", "v1", json!({"_id": 1, "active": true, "label": "one"}));
+        builder.insert("item", "v1", json!({"_id": 2, "active": false, "label": "two"}));
+        builder.insert("item", "v1", json!({"_id": 3, "active": true, "label": "three"}));
         builder
     }
 
@@ -516,26 +391,15 @@ impl Builder {
             std::fs::write(root.join("metadata/schemas").join(name), text).unwrap();
             hashes.insert(name.clone(), Value::from(sha256_hex(text.as_bytes())));
         }
-        std::fs::write(
-            root.join("metadata/schema_hashes.json"),
-            serde_json::to_string_pretty(&Value::Object(hashes)).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(root.join("metadata/schema_hashes.json"), serde_json::to_string_pretty(&Value::Object(hashes)).unwrap()).unwrap();
         let segment_pages = self.applied.as_ref().unwrap_or(&self.pages);
         write_space(&root.join("data"), segment_pages);
         let mut trees = Vec::new();
         if clean {
-            assert!(
-                self.applied.is_none(),
-                "a clean shutdown applies every write"
-            );
+            assert!(self.applied.is_none(), "a clean shutdown applies every write");
             let state = json!({"last_seq": self.seq, "wal_bytes": self.wal.len(), "documents": self.documents_in_pages(),
                                "document_pages": self.next_page});
-            std::fs::write(
-                root.join("metadata/state.json"),
-                serde_json::to_string_pretty(&state).unwrap(),
-            )
-            .unwrap();
+            std::fs::write(root.join("metadata/state.json"), serde_json::to_string_pretty(&state).unwrap()).unwrap();
             trees = self.write_indexes(&root);
             std::fs::write(root.join("clean_shutdown"), b"").unwrap();
         }
@@ -562,8 +426,7 @@ impl Builder {
             if PageHeader::read(page).kind != PageKind::Document as u8 {
                 continue;
             }
-            for (slot, bytes) in slotted::check_document_page(page).expect("built pages are valid")
-            {
+            for (slot, bytes) in slotted::check_document_page(page).expect("built pages are valid") {
                 let record = match slotted::decode_slot_record(bytes).unwrap() {
                     SlotRecord::Inline(document) => document.to_vec(),
                     SlotRecord::Overflow { length, first_page } => {
@@ -578,13 +441,7 @@ impl Builder {
                         data
                     }
                 };
-                out.push((
-                    Locator {
-                        page: PageNo(page_no),
-                        slot,
-                    },
-                    document::decode_record(&record).unwrap(),
-                ));
+                out.push((Locator { page: PageNo(page_no), slot }, document::decode_record(&record).unwrap()));
             }
         }
         out
@@ -597,11 +454,7 @@ impl Builder {
         let mut ids: Vec<(String, String, String)> = Vec::new();
         for (_, _, schema) in &self.schemas {
             for field in &schema.indexes {
-                ids.push((
-                    schema.schema_id.clone(),
-                    schema.schema_version.clone(),
-                    field.clone(),
-                ));
+                ids.push((schema.schema_id.clone(), schema.schema_version.clone(), field.clone()));
             }
         }
         ids.sort();
@@ -610,10 +463,7 @@ impl Builder {
         let mut layouts = Vec::new();
         for (schema_id, schema_version, field) in ids {
             let schema = self.schema(&schema_id, &schema_version);
-            let as_float = matches!(
-                schema.field(&field).map(|f| &f.field_type),
-                Some(FieldType::Float)
-            );
+            let as_float = matches!(schema.field(&field).map(|f| &f.field_type), Some(FieldType::Float));
             let mut entries: BTreeMap<Vec<u8>, Locator> = BTreeMap::new();
             for (locator, record) in &records {
                 if record.schema_id != schema_id || record.schema_version != schema_version {
@@ -626,11 +476,7 @@ impl Builder {
                 let entry_key = if field == "_id" {
                     id_key
                 } else {
-                    let Some(value) = record
-                        .body
-                        .get(&field)
-                        .and_then(|value| KeyValue::from_json(value, as_float))
-                    else {
+                    let Some(value) = record.body.get(&field).and_then(|value| KeyValue::from_json(value, as_float)) else {
                         continue;
                     };
                     let mut bytes = key::encode_to_vec(&value);
@@ -639,32 +485,19 @@ impl Builder {
                 };
                 entries.entry(entry_key).or_insert(*locator);
             }
-            let layout = bulk_load(
-                &mut index_pages,
-                &mut next_page,
-                self.node_capacity,
-                &entries,
-                SeqNo(self.seq),
-            );
-            layouts.push(TreeLayout {
-                schema_id,
-                schema_version,
-                field,
-                ..layout
-            });
+            let layout = bulk_load(&mut index_pages, &mut next_page, self.node_capacity, &entries, SeqNo(self.seq));
+            layouts.push(TreeLayout { schema_id, schema_version, field, ..layout });
         }
         write_space(&root.join("indexes"), &index_pages);
         let trees: Vec<Value> = layouts
             .iter()
-            .map(|t| json!({"schema_id": t.schema_id, "schema_version": t.schema_version, "field": t.field,
-                            "root": t.root, "height": t.height, "entries": t.entries}))
+            .map(|t| {
+                json!({"schema_id": t.schema_id, "schema_version": t.schema_version, "field": t.field,
+                            "root": t.root, "height": t.height, "entries": t.entries})
+            })
             .collect();
         let directory = json!({"lsn": self.seq, "trees": trees});
-        std::fs::write(
-            root.join("indexes/directory.json"),
-            serde_json::to_string_pretty(&directory).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(root.join("indexes/directory.json"), serde_json::to_string_pretty(&directory).unwrap()).unwrap();
         layouts
     }
 }
@@ -688,37 +521,21 @@ fn bulk_load(
     };
     let list: Vec<(&Vec<u8>, &Locator)> = entries.iter().collect();
     let mut level_nodes: Vec<(Vec<u8>, u64, u64)> = Vec::new();
-    let chunks: Vec<&[(&Vec<u8>, &Locator)]> = if list.is_empty() {
-        vec![&[]]
-    } else {
-        list.chunks(capacity).collect()
-    };
+    let chunks: Vec<&[(&Vec<u8>, &Locator)]> = if list.is_empty() { vec![&[]] } else { list.chunks(capacity).collect() };
     let mut leaves = Vec::new();
     for chunk in chunks {
         let page_no = allocate(pages, 0);
         let page = pages.get_mut(&page_no).unwrap();
         for (index, (key_bytes, locator)) in chunk.iter().enumerate() {
-            assert!(btree::insert_entry(
-                page,
-                index,
-                key_bytes,
-                &locator.to_bytes()
-            ));
+            assert!(btree::insert_entry(page, index, key_bytes, &locator.to_bytes()));
         }
         let first = chunk.first().map(|(k, _)| (*k).clone()).unwrap_or_default();
         level_nodes.push((first, page_no, chunk.len() as u64));
         leaves.push(page_no);
     }
     for (index, &leaf) in leaves.iter().enumerate() {
-        let prev = if index == 0 {
-            PageNo::NONE
-        } else {
-            PageNo(leaves[index - 1])
-        };
-        let next = leaves
-            .get(index + 1)
-            .map(|&p| PageNo(p))
-            .unwrap_or(PageNo::NONE);
+        let prev = if index == 0 { PageNo::NONE } else { PageNo(leaves[index - 1]) };
+        let next = leaves.get(index + 1).map(|&p| PageNo(p)).unwrap_or(PageNo::NONE);
         btree::set_links(pages.get_mut(&leaf).unwrap(), prev, next);
     }
     let mut height = 1u64;
@@ -730,24 +547,11 @@ fn bulk_load(
             let page = pages.get_mut(&page_no).unwrap();
             let mut total = 0;
             for (index, (key_bytes, child, count)) in chunk.iter().enumerate() {
-                let key_bytes: &[u8] = if chunk_index == 0 && index == 0 {
-                    b""
-                } else {
-                    key_bytes
-                };
-                assert!(btree::insert_entry(
-                    page,
-                    index,
-                    key_bytes,
-                    &btree::internal_value_bytes(PageNo(*child), *count)
-                ));
+                let key_bytes: &[u8] = if chunk_index == 0 && index == 0 { b"" } else { key_bytes };
+                assert!(btree::insert_entry(page, index, key_bytes, &btree::internal_value_bytes(PageNo(*child), *count)));
                 total += count;
             }
-            let first = if chunk_index == 0 {
-                Vec::new()
-            } else {
-                chunk[0].0.clone()
-            };
+            let first = if chunk_index == 0 { Vec::new() } else { chunk[0].0.clone() };
             parents.push((first, page_no, total));
             internals.push(page_no);
         }
@@ -773,9 +577,7 @@ fn bulk_load(
 fn write_space(folder: &Path, pages: &BTreeMap<u64, Box<PageBytes>>) {
     let mut segments: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     for (&page_no, page) in pages {
-        let segment = segments
-            .entry(page_no / SEGMENT_PAGES)
-            .or_insert_with(|| vec![0u8; SEGMENT_PAGES as usize * PAGE_SIZE_BYTES]);
+        let segment = segments.entry(page_no / SEGMENT_PAGES).or_insert_with(|| vec![0u8; SEGMENT_PAGES as usize * PAGE_SIZE_BYTES]);
         let at = (page_no % SEGMENT_PAGES) as usize * PAGE_SIZE_BYTES;
         segment[at..at + PAGE_SIZE_BYTES].copy_from_slice(&page[..]);
     }
@@ -788,10 +590,7 @@ fn write_space(folder: &Path, pages: &BTreeMap<u64, Box<PageBytes>>) {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn id_text(id: &Value) -> String {
@@ -813,18 +612,11 @@ impl TestDb {
     }
 
     pub fn tree(&self, label: &str) -> &TreeLayout {
-        self.trees
-            .iter()
-            .find(|tree| tree.label() == label)
-            .expect("tree exists")
+        self.trees.iter().find(|tree| tree.label() == label).expect("tree exists")
     }
 
     pub fn record_offset(&self, seq: u64) -> usize {
-        self.record_offsets
-            .iter()
-            .find(|(s, _)| *s == seq)
-            .expect("record exists")
-            .1
+        self.record_offsets.iter().find(|(s, _)| *s == seq).expect("record exists").1
     }
 
     /// XORs one byte of a file.
@@ -844,10 +636,7 @@ impl TestDb {
 
     /// Reads page `page_no` of `data` or `indexes`.
     pub fn read_page(&self, space: &str, page_no: u64) -> Box<PageBytes> {
-        let path = self.path(&format!(
-            "{space}/{}",
-            segment_file_name(page_no / SEGMENT_PAGES)
-        ));
+        let path = self.path(&format!("{space}/{}", segment_file_name(page_no / SEGMENT_PAGES)));
         let bytes = std::fs::read(path).unwrap();
         let at = (page_no % SEGMENT_PAGES) as usize * PAGE_SIZE_BYTES;
         let mut page = Box::new([0u8; PAGE_SIZE_BYTES]);
@@ -859,10 +648,7 @@ impl TestDb {
     pub fn write_page_resealed(&self, space: &str, page_no: u64, page: &mut PageBytes) {
         let lsn = PageHeader::read(page).lsn();
         page::seal(page, lsn);
-        let path = self.path(&format!(
-            "{space}/{}",
-            segment_file_name(page_no / SEGMENT_PAGES)
-        ));
+        let path = self.path(&format!("{space}/{}", segment_file_name(page_no / SEGMENT_PAGES)));
         let mut bytes = std::fs::read(&path).unwrap();
         let at = (page_no % SEGMENT_PAGES) as usize * PAGE_SIZE_BYTES;
         bytes[at..at + PAGE_SIZE_BYTES].copy_from_slice(&page[..]);
@@ -871,10 +657,7 @@ impl TestDb {
 
     /// Byte offset of page `page_no` in its segment file, and the file name.
     pub fn page_file(&self, space: &str, page_no: u64) -> (String, u64) {
-        (
-            format!("{space}/{}", segment_file_name(page_no / SEGMENT_PAGES)),
-            (page_no % SEGMENT_PAGES) * PAGE_SIZE_BYTES as u64,
-        )
+        (format!("{space}/{}", segment_file_name(page_no / SEGMENT_PAGES)), (page_no % SEGMENT_PAGES) * PAGE_SIZE_BYTES as u64)
     }
 
     /// Offset of the record bytes of a slot inside its page.
@@ -884,12 +667,7 @@ impl TestDb {
     }
 
     pub fn run(&self, binary: &str, args: &[&str]) -> Output {
-        let output = Command::new(binary)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("binary runs");
+        let output = Command::new(binary).arg("--config").arg(&self.config).args(args).output().expect("binary runs");
         Output::from(output)
     }
 
@@ -920,20 +698,13 @@ impl From<std::process::Output> for Output {
 
 impl Output {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
-            panic!(
-                "stdout is not JSON ({error}): {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 
     /// The problems of a verify --json report.
     pub fn problems(&self) -> Vec<Value> {
-        self.json()["problems"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.json()["problems"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn notes(&self) -> Vec<Value> {
@@ -943,19 +714,12 @@ impl Output {
 
 /// A compact dump of findings for assertion messages.
 pub fn show(findings: &[Value]) -> String {
-    findings
-        .iter()
-        .map(|f| f.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 /// The findings whose message contains `needle`.
 pub fn matching<'a>(findings: &'a [Value], needle: &str) -> Vec<&'a Value> {
-    findings
-        .iter()
-        .filter(|f| f["message"].as_str().is_some_and(|m| m.contains(needle)))
-        .collect()
+    findings.iter().filter(|f| f["message"].as_str().is_some_and(|m| m.contains(needle))).collect()
 }
 
 pub const HEADER: usize = HEADER_BYTES;
