@@ -383,10 +383,10 @@ impl Indexes {
         let mut level_entries: Vec<(Vec<u8>, PageNo, u64)> = Vec::new();
         let mut leaf = self.allocate(0)?;
         let mut first_key: Option<Vec<u8>> = None;
-        let mut previous: Option<Vec<u8>> = None;
+        let mut previous: Option<&'a [u8]> = None;
         let mut total = 0u64;
         for (key, locator) in sorted {
-            if previous.as_deref().is_some_and(|previous| previous >= key) {
+            if previous.is_some_and(|previous| previous >= key) {
                 return Err(AeroError::invariant_broken("bulk load keys are not strictly increasing").invariant("I2"));
             }
             let page = self.page(leaf)?;
@@ -408,7 +408,7 @@ impl Indexes {
             if first_key.is_none() {
                 first_key = Some(key.to_vec());
             }
-            previous = Some(key.to_vec());
+            previous = Some(key);
             total += 1;
         }
         self.seal(leaf)?;

@@ -69,13 +69,17 @@ impl Heap {
 
     /// The committed page, checked (checksum, self number, kind known).
     pub fn checked_page(&self, page_no: PageNo) -> Result<&PageBytes> {
-        let path = self.pager.segment_path(page_no);
         let Some(page) = self.pager.page(page_no).filter(|_| page_no.0 < self.page_count) else {
             return Err(AeroError::new(ErrorCode::DataCorruption, format!("page {page_no} is past the end of the document space"))
                 .detail("page", page_no.0));
         };
         page::verify(page, page_no).map_err(|error| {
-            corruption(ErrorCode::DataCorruption, &path, Some(page_no.0), &error.shifted(page_no.offset_in_segment() as usize))
+            corruption(
+                ErrorCode::DataCorruption,
+                &self.pager.segment_path(page_no),
+                Some(page_no.0),
+                &error.shifted(page_no.offset_in_segment() as usize),
+            )
         })?;
         Ok(page)
     }
@@ -234,9 +238,8 @@ impl Heap {
                 format!("index points at empty slot {} of page {}", locator.slot, locator.page),
             ));
         };
-        let path = self.pager.segment_path(locator.page);
         match slotted::decode_slot_record(bytes)
-            .map_err(|error| corruption(ErrorCode::DataCorruption, &path, Some(locator.page.0), &error))?
+            .map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(locator.page), Some(locator.page.0), &error))?
         {
             SlotRecord::Inline(document) => Ok(document.to_vec()),
             SlotRecord::Overflow { length, first_page } => self.read_overflow(PageNo(first_page), length as usize),

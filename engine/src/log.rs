@@ -13,7 +13,9 @@ pub fn log(level: &str, component: &str, event: &str, fields: &[(&str, Value)]) 
         object.insert((*key).to_string(), value.clone());
     }
     // eprintln! (not a raw stderr handle) so test harnesses capture it.
-    eprintln!("{}", Value::Object(object));
+    // One formatted line, one write.
+    let line = Value::Object(object).to_string();
+    eprintln!("{line}");
 }
 
 pub fn info(component: &str, event: &str, fields: &[(&str, Value)]) {

@@ -294,6 +294,16 @@ pub struct Verified {
     /// Encoded document sizes per (schema_id, schema_version): size → count.
     pub document_sizes: BTreeMap<(String, String), BTreeMap<u64, u64>>,
     pub arenas: BTreeMap<TreeId, KeyArena>,
+    /// While verifying: per schema_id and schema_version, one arena per
+    /// entry of the schema's `indexes` list and the size counts (looked up
+    /// by `&str`, so a document costs no allocation here).
+    collecting: BTreeMap<String, BTreeMap<String, VersionKeys>>,
+}
+
+#[derive(Default)]
+struct VersionKeys {
+    arenas: Vec<KeyArena>,
+    sizes: BTreeMap<u64, u64>,
 }
 
 fn data_corruption(heap: &Heap, page_no: PageNo, offset_in_page: usize, message: String) -> AeroError {
@@ -309,9 +319,8 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
     let started = Instant::now();
     let mut verified = Verified::default();
     for schema in catalog.all() {
-        for field in &schema.indexes {
-            verified.arenas.insert(TreeId::new(&schema.schema_id, &schema.schema_version, field), KeyArena::default());
-        }
+        let keys = VersionKeys { arenas: schema.indexes.iter().map(|_| KeyArena::default()).collect(), sizes: BTreeMap::new() };
+        verified.collecting.entry(schema.schema_id.clone()).or_default().insert(schema.schema_version.clone(), keys);
     }
     let mut overflow_pages: BTreeSet<PageNo> = BTreeSet::new();
     let mut stubs: Vec<(Locator, PageNo, usize)> = Vec::new();
@@ -381,6 +390,7 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
             heap.note_page(PageNo(number), &copy);
         }
     }
+    finish_collecting(catalog, &mut verified);
     report.documents = verified.documents;
     report.verify_ms = started.elapsed().as_millis() as u64;
     Ok(verified)
@@ -401,9 +411,8 @@ fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8
         .detail("schema_version", record.schema_version)
         .detail("page", locator.page.0));
     };
-    match schema.validate(&Value::Object(record.body.clone())) {
-        Ok(normalized) if normalized == record.body => {}
-        Ok(_) => return Err(data_corruption(heap, locator.page, 0, format!("slot {}: document is not in its stored form", locator.slot))),
+    match schema.check_stored(&record.body) {
+        Ok(()) => {}
         Err(error) => {
             return Err(data_corruption(
                 heap,
@@ -416,16 +425,49 @@ fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8
             ))
         }
     }
-    for (field, key_bytes) in index_keys(schema, &record.body)? {
-        let tree = TreeId::new(&record.schema_id, &record.schema_version, &field);
-        match verified.arenas.get_mut(&tree) {
-            Some(arena) => arena.push(&key_bytes, locator)?,
-            None => return Err(AeroError::invariant_broken("index arena missing for a loaded schema")),
+    let Some(keys) = verified.collecting.get_mut(&record.schema_id).and_then(|versions| versions.get_mut(&record.schema_version)) else {
+        return Err(AeroError::invariant_broken("index arenas missing for a loaded schema"));
+    };
+    let id = record
+        .body
+        .get("_id")
+        .and_then(|id| KeyValue::from_json(id, false))
+        .ok_or_else(|| AeroError::invariant_broken("document without a valid _id"))?;
+    let mut id_key = Vec::with_capacity(16);
+    key::encode(&mut id_key, &id);
+    let mut key_bytes = Vec::with_capacity(64);
+    for (position, field) in schema.indexes.iter().enumerate() {
+        key_bytes.clear();
+        if field != "_id" {
+            let Some(value) = record.body.get(field) else { continue };
+            let as_float = schema.field(field).is_some_and(|definition| definition.field_type == FieldType::Float);
+            let Some(value) = KeyValue::from_json(value, as_float) else {
+                return Err(AeroError::invariant_broken(format!("indexed field '{field}' holds a non-scalar value")));
+            };
+            key::encode(&mut key_bytes, &value);
         }
+        key_bytes.extend_from_slice(&id_key);
+        keys.arenas[position].push(&key_bytes, locator)?;
     }
-    *verified.document_sizes.entry((record.schema_id, record.schema_version)).or_default().entry(bytes.len() as u64).or_default() += 1;
+    *keys.sizes.entry(bytes.len() as u64).or_default() += 1;
     verified.documents += 1;
     Ok(())
+}
+
+/// Moves the per-version collections into `arenas` and `document_sizes`.
+fn finish_collecting(catalog: &Catalog, verified: &mut Verified) {
+    let collecting = std::mem::take(&mut verified.collecting);
+    for (schema_id, versions) in collecting {
+        for (schema_version, keys) in versions {
+            let Some(schema) = catalog.get(&schema_id, &schema_version) else { continue };
+            for (field, arena) in schema.indexes.iter().zip(keys.arenas) {
+                verified.arenas.insert(TreeId::new(&schema_id, &schema_version, field), arena);
+            }
+            if !keys.sizes.is_empty() {
+                verified.document_sizes.insert((schema_id.clone(), schema_version), keys.sizes);
+            }
+        }
+    }
 }
 
 /// Sorts the collected keys, checks `_id` uniqueness per collection and

@@ -247,13 +247,17 @@ impl Schema {
     }
 
     /// Validates a document; returns it as it will be stored.
-    pub fn validate(&self, document: &Value) -> Result<Map<String, Value>, ValidationError> {
-        let Value::Object(members) = document else {
-            return Err(ValidationError { path: String::new(), expected: "object".into(), got: type_name(document).into() });
-        };
-        let normalized = validate_object(&self.fields, members, "", 1)?;
+    /// Checks a document as stored (already validated and normalized: float
+    /// fields hold floats) without copying it; the same rules as
+    /// [`Schema::validate`]. Used by recovery on every stored document.
+    pub fn check_stored(&self, document: &Map<String, Value>) -> Result<(), ValidationError> {
+        check_object(&self.fields, document, 1)?;
+        self.check_indexed_strings(document)
+    }
+
+    fn check_indexed_strings(&self, document: &Map<String, Value>) -> Result<(), ValidationError> {
         for name in &self.indexes {
-            if let Some(Value::String(text)) = normalized.get(name) {
+            if let Some(Value::String(text)) = document.get(name) {
                 if text.len() > INDEXED_STRING_MAX_BYTES {
                     return Err(ValidationError {
                         path: name.clone(),
@@ -263,6 +267,15 @@ impl Schema {
                 }
             }
         }
+        Ok(())
+    }
+
+    pub fn validate(&self, document: &Value) -> Result<Map<String, Value>, ValidationError> {
+        let Value::Object(members) = document else {
+            return Err(ValidationError { path: String::new(), expected: "object".into(), got: type_name(document).into() });
+        };
+        let normalized = validate_object(&self.fields, members, "", 1)?;
+        self.check_indexed_strings(&normalized)?;
         Ok(normalized)
     }
 }
@@ -272,6 +285,67 @@ fn join(path: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{path}.{name}")
+    }
+}
+
+/// Puts `name` in front of an error path found below it.
+fn under(name: &str, mut error: ValidationError) -> ValidationError {
+    error.path = if error.path.is_empty() {
+        name.to_string()
+    } else if error.path.starts_with('[') {
+        format!("{name}{}", error.path)
+    } else {
+        format!("{name}.{}", error.path)
+    };
+    error
+}
+
+fn check_object(fields: &[(String, FieldDef)], members: &Map<String, Value>, depth: usize) -> Result<(), ValidationError> {
+    for (name, value) in members {
+        let Some((_, definition)) = fields.iter().find(|(field, _)| field == name) else {
+            return Err(ValidationError {
+                path: name.clone(),
+                expected: "no such field (undeclared)".into(),
+                got: type_name(value).into(),
+            });
+        };
+        check_value(&definition.field_type, value, depth).map_err(|error| under(name, error))?;
+    }
+    for (name, definition) in fields {
+        if definition.required && !members.contains_key(name) {
+            return Err(ValidationError { path: name.clone(), expected: definition.field_type.name().into(), got: "missing".into() });
+        }
+    }
+    Ok(())
+}
+
+fn check_value(field_type: &FieldType, value: &Value, depth: usize) -> Result<(), ValidationError> {
+    if depth > JSON_DEPTH_MAX {
+        return Err(ValidationError {
+            path: String::new(),
+            expected: "shallower nesting".into(),
+            got: format!("nesting deeper than {JSON_DEPTH_MAX}"),
+        });
+    }
+    match (field_type, value) {
+        (FieldType::String, Value::String(_)) | (FieldType::Bool, Value::Bool(_)) => Ok(()),
+        (FieldType::Int, Value::Number(number)) if number.is_i64() => Ok(()),
+        (FieldType::Float, Value::Number(number)) if number.is_f64() => Ok(()),
+        (FieldType::Object(fields), Value::Object(members)) => check_object(fields, members, depth + 1),
+        (FieldType::Array(item), Value::Array(items)) => {
+            for (index, element) in items.iter().enumerate() {
+                check_value(&item.field_type, element, depth + 1).map_err(|mut error| {
+                    error.path = if error.path.is_empty() || error.path.starts_with('[') {
+                        format!("[{index}]{}", error.path)
+                    } else {
+                        format!("[{index}].{}", error.path)
+                    };
+                    error
+                })?;
+            }
+            Ok(())
+        }
+        (expected, got) => Err(ValidationError { path: String::new(), expected: expected.name().into(), got: type_name(got).into() }),
     }
 }
 
@@ -424,6 +498,24 @@ mod tests {
             let error = schema.validate(&document).unwrap_err();
             assert_eq!((error.path.as_str(), error.got.as_str()), (path, got), "{document}");
         }
+    }
+
+    #[test]
+    fn check_stored_agrees_with_validate() {
+        let schema = parse(json!({"schema_id": "s", "schema_version": "v1", "fields": {
+            "_id": {"type": "int"}, "score": {"type": "float"},
+            "tags": {"type": "array", "items": {"type": "object", "fields": {"k": {"type": "int"}}}, "required": false}
+        }, "indexes": ["score"]}))
+        .unwrap();
+        let stored = schema.validate(&json!({"_id": 1, "score": 2, "tags": [{"k": 1}]})).unwrap();
+        schema.check_stored(&stored).unwrap();
+        // An int where a float is stored is not the stored form.
+        let raw = json!({"_id": 1, "score": 2}).as_object().unwrap().clone();
+        assert_eq!(schema.check_stored(&raw).unwrap_err().path, "score");
+        let bad = json!({"_id": 1, "score": 2.0, "tags": [{"k": 1}, {"k": "x"}]}).as_object().unwrap().clone();
+        let error = schema.check_stored(&bad).unwrap_err();
+        assert_eq!((error.path.as_str(), error.got.as_str()), ("tags[1].k", "string"));
+        assert_eq!(schema.validate(&Value::Object(bad)).unwrap_err().path, "tags[1].k");
     }
 
     #[test]
