@@ -315,18 +315,113 @@ fn data_corruption(heap: &Heap, page_no: PageNo, offset_in_page: usize, message:
 }
 
 /// Checks every page of the document space and every document, and collects index keys.
-pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut RecoveryReport) -> Result<Verified> {
-    let started = Instant::now();
+/// Threads used to verify the document pages at boot.
+const VERIFY_THREADS: u64 = 2;
+
+/// What one thread found in its range of pages.
+#[derive(Default)]
+struct PageScan {
+    verified: Verified,
+    overflow_pages: BTreeSet<PageNo>,
+    stubs: Vec<(Locator, PageNo, usize)>,
+}
+
+impl KeyArena {
+    /// Moves `other`'s entries to the end of this arena.
+    fn append(&mut self, other: KeyArena) -> Result<()> {
+        let shift = u32::try_from(self.bytes.len()).map_err(|_| AeroError::invariant_broken("index key arena over 4 GiB"))?;
+        self.bytes.extend_from_slice(&other.bytes);
+        u32::try_from(self.bytes.len()).map_err(|_| AeroError::invariant_broken("index key arena over 4 GiB"))?;
+        self.entries.extend(other.entries.into_iter().map(|entry| ArenaEntry { offset: entry.offset + shift, ..entry }));
+        Ok(())
+    }
+}
+
+fn empty_verified(catalog: &Catalog) -> Verified {
     let mut verified = Verified::default();
     for schema in catalog.all() {
         let keys = VersionKeys { arenas: schema.indexes.iter().map(|_| KeyArena::default()).collect(), sizes: BTreeMap::new() };
         verified.collecting.entry(schema.schema_id.clone()).or_default().insert(schema.schema_version.clone(), keys);
     }
-    let mut overflow_pages: BTreeSet<PageNo> = BTreeSet::new();
-    let mut stubs: Vec<(Locator, PageNo, usize)> = Vec::new();
+    verified
+}
+
+/// Checks every page of the document space and every document, and collects index keys.
+/// The pages are split into [`VERIFY_THREADS`] ranges checked in parallel;
+/// results merge in page order, and the first problem in page order is the
+/// one reported, so the outcome is the same as a sequential check.
+pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut RecoveryReport) -> Result<Verified> {
+    let started = Instant::now();
+    let capacity = heap.pager.capacity_pages();
+    let chunk = capacity.div_ceil(VERIFY_THREADS).max(1);
+    let shared: &Heap = heap;
+    let scans: Vec<Result<PageScan>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..VERIFY_THREADS)
+            .map(|thread| {
+                let range = (thread * chunk).min(capacity)..((thread + 1) * chunk).min(capacity);
+                scope.spawn(move || scan_pages(shared, catalog, last_seq, range, thread == 0))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| Err(AeroError::invariant_broken("a verify thread panicked"))))
+            .collect()
+    });
+    let mut merged = PageScan { verified: empty_verified(catalog), ..PageScan::default() };
+    for scan in scans {
+        let scan = scan?;
+        merged.verified.documents += scan.verified.documents;
+        for (schema_id, versions) in scan.verified.collecting {
+            for (schema_version, keys) in versions {
+                let Some(target) = merged.verified.collecting.get_mut(&schema_id).and_then(|versions| versions.get_mut(&schema_version))
+                else {
+                    return Err(AeroError::invariant_broken("verify threads saw different catalogs"));
+                };
+                for (into, from) in target.arenas.iter_mut().zip(keys.arenas) {
+                    into.append(from)?;
+                }
+                for (size, count) in keys.sizes {
+                    *target.sizes.entry(size).or_default() += count;
+                }
+            }
+        }
+        merged.overflow_pages.extend(scan.overflow_pages);
+        merged.stubs.extend(scan.stubs);
+    }
+    let PageScan { mut verified, overflow_pages, stubs } = merged;
+    let mut chained: BTreeSet<PageNo> = BTreeSet::new();
+    for (locator, first, length) in stubs {
+        let bytes = heap.read_overflow(first, length)?;
+        let mut next = first;
+        while !next.is_none() {
+            if !chained.insert(next) {
+                return Err(data_corruption(heap, next, 32, "overflow page belongs to two chains".into()));
+            }
+            next = heap.pager.page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
+        }
+        verify_document(heap, catalog, locator, &bytes, &mut verified)?;
+    }
+    if let Some(orphan) = overflow_pages.difference(&chained).next() {
+        return Err(data_corruption(heap, *orphan, 4, "overflow page belongs to no document".into()));
+    }
+    for number in 0..heap.page_count() {
+        if let Some(page) = heap.pager.page(PageNo(number)) {
+            let copy = *page;
+            heap.note_page(PageNo(number), &copy);
+        }
+    }
+    finish_collecting(catalog, &mut verified);
+    report.documents = verified.documents;
+    report.verify_ms = started.elapsed().as_millis() as u64;
+    Ok(verified)
+}
+
+/// Checks the pages of `range` (see [`verify`]).
+fn scan_pages(heap: &Heap, catalog: &Catalog, last_seq: SeqNo, range: std::ops::Range<u64>, show_progress: bool) -> Result<PageScan> {
+    let mut scan = PageScan { verified: empty_verified(catalog), ..PageScan::default() };
     let page_count = heap.page_count();
-    let mut progress = crate::log::Progress::new("verify", heap.pager.capacity_pages(), 16_384);
-    for number in 0..heap.pager.capacity_pages() {
+    let mut progress = crate::log::Progress::new("verify", range.end, if show_progress { 16_384 } else { u64::MAX });
+    for number in range {
         progress.update(number);
         let page_no = PageNo(number);
         let Some(page) = heap.pager.page(page_no) else { break };
@@ -353,13 +448,13 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
                     match slotted::decode_slot_record(record)
                         .map_err(|error| data_corruption(heap, page_no, error.offset, error.to_string()))?
                     {
-                        SlotRecord::Inline(bytes) => verify_document(heap, catalog, locator, bytes, &mut verified)?,
-                        SlotRecord::Overflow { length, first_page } => stubs.push((locator, PageNo(first_page), length as usize)),
+                        SlotRecord::Inline(bytes) => verify_document(heap, catalog, locator, bytes, &mut scan.verified)?,
+                        SlotRecord::Overflow { length, first_page } => scan.stubs.push((locator, PageNo(first_page), length as usize)),
                     }
                 }
             }
             Some(PageKind::Overflow) => {
-                overflow_pages.insert(page_no);
+                scan.overflow_pages.insert(page_no);
             }
             Some(PageKind::Free) => {
                 if header.lower() != page::HEADER_BYTES || header.upper() != PAGE_SIZE_BYTES || header.item_count.get() != 0 {
@@ -369,31 +464,7 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
             _ => return Err(data_corruption(heap, page_no, 4, format!("page kind {} does not belong in the document space", header.kind))),
         }
     }
-    let mut chained: BTreeSet<PageNo> = BTreeSet::new();
-    for (locator, first, length) in stubs {
-        let bytes = heap.read_overflow(first, length)?;
-        let mut next = first;
-        while !next.is_none() {
-            if !chained.insert(next) {
-                return Err(data_corruption(heap, next, 32, "overflow page belongs to two chains".into()));
-            }
-            next = heap.pager.page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
-        }
-        verify_document(heap, catalog, locator, &bytes, &mut verified)?;
-    }
-    if let Some(orphan) = overflow_pages.difference(&chained).next() {
-        return Err(data_corruption(heap, *orphan, 4, "overflow page belongs to no document".into()));
-    }
-    for number in 0..page_count {
-        if let Some(page) = heap.pager.page(PageNo(number)) {
-            let copy = *page;
-            heap.note_page(PageNo(number), &copy);
-        }
-    }
-    finish_collecting(catalog, &mut verified);
-    report.documents = verified.documents;
-    report.verify_ms = started.elapsed().as_millis() as u64;
-    Ok(verified)
+    Ok(scan)
 }
 
 fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8], verified: &mut Verified) -> Result<()> {
@@ -470,6 +541,32 @@ fn finish_collecting(catalog: &Catalog, verified: &mut Verified) {
     }
 }
 
+/// Threads used to sort index keys at boot.
+const SORT_THREADS: usize = 2;
+
+/// Sorts every arena, spreading the arenas over [`SORT_THREADS`] threads
+/// (largest first, each to the least loaded thread). Sorting is the costly
+/// part of the rebuild and arenas are independent.
+fn sort_arenas_in_parallel(arenas: &mut BTreeMap<TreeId, KeyArena>) {
+    let mut work: Vec<&mut KeyArena> = arenas.values_mut().collect();
+    work.sort_by_key(|arena| std::cmp::Reverse(arena.entries.len()));
+    let mut buckets: Vec<(usize, Vec<&mut KeyArena>)> = (0..SORT_THREADS).map(|_| (0, Vec::new())).collect();
+    for arena in work {
+        let lightest = (0..buckets.len()).min_by_key(|&index| buckets[index].0).unwrap_or(0);
+        buckets[lightest].0 += arena.entries.len();
+        buckets[lightest].1.push(arena);
+    }
+    std::thread::scope(|scope| {
+        for (_, bucket) in buckets {
+            scope.spawn(move || {
+                for arena in bucket {
+                    arena.sort();
+                }
+            });
+        }
+    });
+}
+
 /// Sorts the collected keys, checks `_id` uniqueness per collection and
 /// bulk loads every tree.
 pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut RecoveryReport) -> Result<()> {
@@ -481,9 +578,9 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
             *versions_with_documents.entry(tree.schema_id.clone()).or_default() += 1;
         }
     }
+    sort_arenas_in_parallel(&mut verified.arenas);
     let mut loaded = 0usize;
     for (tree, arena) in verified.arenas.iter_mut() {
-        arena.sort();
         let mut previous: Option<&[u8]> = None;
         for (key_bytes, locator) in arena.iter() {
             if previous == Some(key_bytes) {
