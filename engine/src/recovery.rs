@@ -140,8 +140,8 @@ pub fn replay(
             .detail("seq", outcome.last_seq.0 + 1));
         }
     }
-    if outcome.torn_bytes > 0 && outcome.valid_end < acknowledged_wal_bytes {
-        return Err(AeroError::new(ErrorCode::WalCorruption, format!("{}: the record at offset {} is damaged, but a clean shutdown recorded {acknowledged_wal_bytes} bytes of acknowledged records", path.display(), outcome.valid_end))
+    if outcome.valid_end < acknowledged_wal_bytes {
+        return Err(AeroError::new(ErrorCode::WalCorruption, format!("{}: the valid records end at offset {}, but a clean shutdown recorded {acknowledged_wal_bytes} bytes of acknowledged records (damaged or missing records)", path.display(), outcome.valid_end))
             .detail("file", path.display().to_string())
             .detail("offset", outcome.valid_end)
             .detail("seq", outcome.last_seq.0 + 1));

@@ -286,3 +286,33 @@ fn after_a_clean_shutdown_a_lost_last_record_is_fatal() {
     assert_eq!(report["clean_shutdown"], true);
     assert_eq!(report["torn_bytes_discarded"], 0);
 }
+
+/// After a clean shutdown, more writes and a crash, a WAL cut back at a
+/// record boundary before the length the clean shutdown recorded is
+/// refused: those records were acknowledged.
+#[test]
+fn wal_cut_at_a_record_boundary_before_the_clean_shutdown_length_is_corruption() {
+    let sandbox = Sandbox::with_user_schema();
+    let mut requests = String::new();
+    for index in 0..6 {
+        requests.push_str(&aerodb_tests::insert_user(&format!("c{index}"), "clean", index));
+        requests.push('\n');
+    }
+    let output = sandbox.aerodb(&["query"], &requests);
+    assert_eq!(output.status.code(), Some(0));
+    let wal = sandbox.data().join("wal/wal.log");
+    let bytes = std::fs::read(&wal).unwrap();
+    let boundaries = aerodb_tests::reliability::wal_records(&bytes);
+    // Remove the marker (as if a later run had crashed) and cut the last two whole records.
+    std::fs::remove_file(sandbox.data().join("clean_shutdown")).unwrap();
+    let (cut_at, _) = boundaries[boundaries.len() - 2];
+    std::fs::write(&wal, &bytes[..cut_at]).unwrap();
+    // The segment lost its writes too (power loss): no page LSN betrays the
+    // missing records; only the recorded WAL length does.
+    let segment = sandbox.data().join("data/segment-000000.seg");
+    let length = std::fs::metadata(&segment).unwrap().len() as usize;
+    std::fs::write(&segment, vec![0u8; length]).unwrap();
+    let refused = sandbox.aerodb(&["query"], "");
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(aerodb_tests::fatal_error(&refused)["code"], "AERO_WAL_CORRUPTION");
+}
