@@ -49,6 +49,8 @@ pub struct OpenOptions {
     /// A WAL file to use instead of `wal/wal.log` (the in-memory file of
     /// the fault tests). It must hold the same bytes the real file would.
     pub wal_file: Option<Box<dyn WalFile>>,
+    /// Planned failures of document segment allocation (ENOSPC, EIO).
+    pub segment_allocation_faults: Option<crate::io::AllocationFaults>,
 }
 
 /// An open database, serving requests.
@@ -217,7 +219,9 @@ impl Database {
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
         // Before replay touches a segment: the log must belong to this database.
         check_wal_identity(&wal, &paths, &manifest)?;
-        let mut heap = Heap::new(Pager::open(&paths.data, ErrorCode::DataCorruption)?, 0);
+        let mut data_pager = Pager::open(&paths.data, ErrorCode::DataCorruption)?;
+        data_pager.set_allocation_faults(options.segment_allocation_faults);
+        let mut heap = Heap::new(data_pager, 0);
         recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), acknowledged_wal_bytes, &mut report)?;
         if let Some(state) = clean_state {
             // Every figure a clean shutdown recorded must hold, or a damaged

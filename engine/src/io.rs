@@ -185,6 +185,34 @@ impl WalFile for MemFile {
     }
 }
 
+/// Planned failures of segment allocation (the fallocate of a new segment
+/// file), for the I/O-error tests: the `nth` (0-based) allocation fails with
+/// `kind`, and every later one too if `sticky`. Clones share the counter.
+#[derive(Clone, Debug)]
+pub struct AllocationFaults {
+    pub nth: u64,
+    pub sticky: bool,
+    pub kind: io::ErrorKind,
+    count: Arc<Mutex<u64>>,
+}
+
+impl AllocationFaults {
+    pub fn new(nth: u64, sticky: bool, kind: io::ErrorKind) -> AllocationFaults {
+        AllocationFaults { nth, sticky, kind, count: Arc::new(Mutex::new(0)) }
+    }
+
+    /// Counts one allocation; the error it must fail with, if any.
+    pub fn check(&self) -> Option<io::Error> {
+        let mut count = match self.count.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let nth = *count;
+        *count += 1;
+        (nth == self.nth || (self.sticky && nth > self.nth)).then(|| io::Error::new(self.kind, "injected allocation failure"))
+    }
+}
+
 /// Creates a new file, owner-only (0600), failing if it exists.
 pub fn create_new_private(path: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)

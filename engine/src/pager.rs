@@ -16,7 +16,7 @@ use aerodb_format::{parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZ
 use memmap2::MmapMut;
 
 use crate::error::{io_error, AeroError, ErrorCode, Result};
-use crate::io::allocate;
+use crate::io::{allocate, AllocationFaults};
 
 /// Bytes of one segment file.
 pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
@@ -31,6 +31,8 @@ struct Segment {
 pub struct Pager {
     folder: PathBuf,
     segments: Vec<Segment>,
+    /// Test hook: planned failures of new segment allocations.
+    allocation_faults: Option<AllocationFaults>,
 }
 
 impl Pager {
@@ -51,7 +53,7 @@ impl Pager {
             }
         }
         indexes.sort_unstable();
-        let mut pager = Pager { folder: folder.to_path_buf(), segments: Vec::with_capacity(indexes.len()) };
+        let mut pager = Pager { folder: folder.to_path_buf(), segments: Vec::with_capacity(indexes.len()), allocation_faults: None };
         for (position, index) in indexes.iter().enumerate() {
             if *index != position as u64 {
                 let path = folder.join(segment_file_name(position as u64));
@@ -73,7 +75,8 @@ impl Pager {
             .open(&path)
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?;
         if create {
-            if let Err(error) = allocate(&file, SEGMENT_BYTES) {
+            let injected = self.allocation_faults.as_ref().and_then(AllocationFaults::check);
+            if let Err(error) = injected.map_or_else(|| allocate(&file, SEGMENT_BYTES), Err) {
                 drop(file);
                 let _ = std::fs::remove_file(&path);
                 return Err(io_error(ErrorCode::StorageIoError, "cannot allocate segment", &path, &error));
@@ -91,6 +94,11 @@ impl Pager {
             unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
         self.segments.push(Segment { path, map, file });
         Ok(())
+    }
+
+    /// Installs planned allocation failures (tests).
+    pub fn set_allocation_faults(&mut self, faults: Option<AllocationFaults>) {
+        self.allocation_faults = faults;
     }
 
     /// Pages the mapped segments hold.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::Path;
 
-use aerodb_engine::io::{Fault, FaultOp, MemFile};
+use aerodb_engine::io::{AllocationFaults, Fault, FaultOp, MemFile};
 use aerodb_engine::{Database, Mode, OpenOptions};
 use common::*;
 use serde_json::{json, Value};
@@ -90,7 +90,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 fn open_mem(test: &TestDb, file: &MemFile) -> Database {
-    Database::open_with(&test.config, OpenOptions { wal_file: Some(Box::new(file.clone())) }).unwrap()
+    Database::open_with(&test.config, OpenOptions { wal_file: Some(Box::new(file.clone())), ..OpenOptions::default() }).unwrap()
 }
 
 const SNAPSHOT_BYTES: usize = 256 * 4096;
@@ -276,4 +276,57 @@ fn a_failed_append_whose_cut_also_fails_is_fatal() {
     }
     assert_eq!(codes.first(), Some(&(json!("AERO_WAL_APPEND_FAILED"), json!("FATAL"))));
     assert!(db.fatal_error().is_some());
+}
+
+const BLOB_SCHEMA: &str = r#"{"schema_id": "blob", "schema_version": "v1",
+ "fields": {"_id": {"type": "int"}, "data": {"type": "string"}}, "indexes": []}"#;
+
+/// Fails the Nth document segment allocation (a full disk at fallocate):
+/// the write that needs it is answered AERO_STORAGE_IO_ERROR before
+/// anything reaches the WAL, the database keeps serving, and a restart
+/// shows exactly the acknowledged writes.
+#[test]
+fn failed_segment_allocation_rejects_the_write_before_the_wal() {
+    // 300 KiB documents: a 4 MiB segment holds about 13 of them.
+    let blob = |id: i64| json!({"op": "insert", "schema_id": "blob", "schema_version": "v1", "document": {"_id": id, "data": "z".repeat(300 * 1024)}});
+    for (nth, sticky) in [(0, false), (1, false), (2, false), (1, true)] {
+        let test = TestDb::new(&[("blob_v1.json", BLOB_SCHEMA)]);
+        let faults = AllocationFaults::new(nth, sticky, ErrorKind::StorageFull);
+        let options = OpenOptions { segment_allocation_faults: Some(faults), ..OpenOptions::default() };
+        let mut db = Database::open_with(&test.config, options).unwrap();
+        let mut acknowledged = Vec::new();
+        let mut failures = 0;
+        for id in 0..45 {
+            let wal_before = std::fs::metadata(test.path("wal/wal.log")).unwrap().len();
+            let response = db.respond(&blob(id), Mode::Query);
+            if response["status"] == "ok" {
+                acknowledged.push(id);
+                continue;
+            }
+            assert_eq!(
+                (response["code"].as_str(), response["severity"].as_str()),
+                (Some("AERO_STORAGE_IO_ERROR"), Some("ERROR")),
+                "{response}"
+            );
+            assert_eq!(std::fs::metadata(test.path("wal/wal.log")).unwrap().len(), wal_before, "nothing may reach the WAL");
+            failures += 1;
+        }
+        assert!(db.fatal_error().is_none());
+        if sticky {
+            assert!(failures > 1 && acknowledged.len() < 30, "allocation {nth} sticky: {failures} failures");
+        } else {
+            assert_eq!(failures, 1, "allocation {nth} once");
+            assert_eq!(acknowledged.len(), 44);
+        }
+        drop(db);
+        let mut db = Database::open(&test.config).unwrap();
+        assert_eq!(db.documents(), acknowledged.len() as u64);
+        for id in 0..45 {
+            let found = db.respond(
+                &json!({"op": "query", "schema_id": "blob", "schema_version": "v1", "filter": {"_id": id}, "limit": 1}),
+                Mode::Query,
+            );
+            assert_eq!(found["data"].as_array().map(Vec::len), Some(usize::from(acknowledged.contains(&id))), "document {id}");
+        }
+    }
 }
