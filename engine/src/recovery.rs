@@ -16,9 +16,8 @@ use std::time::Instant;
 
 use aerodb_format::btree::Locator;
 use aerodb_format::document::decode_record;
-use aerodb_format::key::{self, KeyValue};
 use aerodb_format::page::{self, PageHeader, PageKind};
-use aerodb_format::schema::{FieldType, Schema};
+use aerodb_format::schema::Schema;
 use aerodb_format::slotted::{self, SlotRecord};
 use aerodb_format::{PageNo, SeqNo, PAGE_SIZE_BYTES};
 use serde_json::{Map, Value};
@@ -264,26 +263,10 @@ impl KeyArena {
 
 /// The index keys of one document under its schema: `(field, key)` pairs.
 pub fn index_keys(schema: &Schema, document: &Map<String, Value>) -> Result<Vec<(String, Vec<u8>)>> {
-    let id = document
-        .get("_id")
-        .and_then(|id| KeyValue::from_json(id, false))
-        .ok_or_else(|| AeroError::invariant_broken("document without a valid _id"))?;
-    let id_key = key::encode_to_vec(&id);
     let mut keys = Vec::with_capacity(schema.indexes.len());
-    for field in &schema.indexes {
-        if field == "_id" {
-            keys.push((field.clone(), id_key.clone()));
-            continue;
-        }
-        let Some(value) = document.get(field) else { continue };
-        let as_float = schema.field(field).is_some_and(|definition| definition.field_type == FieldType::Float);
-        let Some(value) = KeyValue::from_json(value, as_float) else {
-            return Err(AeroError::invariant_broken(format!("indexed field '{field}' holds a non-scalar value")));
-        };
-        let mut key_bytes = key::encode_to_vec(&value);
-        key_bytes.extend_from_slice(&id_key);
-        keys.push((field.clone(), key_bytes));
-    }
+    schema
+        .for_each_index_key(document, |position, key_bytes| keys.push((schema.indexes[position].clone(), key_bytes.to_vec())))
+        .map_err(AeroError::invariant_broken)?;
     Ok(keys)
 }
 
@@ -499,27 +482,15 @@ fn verify_document(heap: &Heap, catalog: &Catalog, locator: Locator, bytes: &[u8
     let Some(keys) = verified.collecting.get_mut(&record.schema_id).and_then(|versions| versions.get_mut(&record.schema_version)) else {
         return Err(AeroError::invariant_broken("index arenas missing for a loaded schema"));
     };
-    let id = record
-        .body
-        .get("_id")
-        .and_then(|id| KeyValue::from_json(id, false))
-        .ok_or_else(|| AeroError::invariant_broken("document without a valid _id"))?;
-    let mut id_key = Vec::with_capacity(16);
-    key::encode(&mut id_key, &id);
-    let mut key_bytes = Vec::with_capacity(64);
-    for (position, field) in schema.indexes.iter().enumerate() {
-        key_bytes.clear();
-        if field != "_id" {
-            let Some(value) = record.body.get(field) else { continue };
-            let as_float = schema.field(field).is_some_and(|definition| definition.field_type == FieldType::Float);
-            let Some(value) = KeyValue::from_json(value, as_float) else {
-                return Err(AeroError::invariant_broken(format!("indexed field '{field}' holds a non-scalar value")));
-            };
-            key::encode(&mut key_bytes, &value);
-        }
-        key_bytes.extend_from_slice(&id_key);
-        keys.arenas[position].push(&key_bytes, locator)?;
-    }
+    let mut pushed: Result<()> = Ok(());
+    schema
+        .for_each_index_key(&record.body, |position, key_bytes| {
+            if pushed.is_ok() {
+                pushed = keys.arenas[position].push(key_bytes, locator);
+            }
+        })
+        .map_err(AeroError::invariant_broken)?;
+    pushed?;
     *keys.sizes.entry(bytes.len() as u64).or_default() += 1;
     verified.documents += 1;
     Ok(())

@@ -10,6 +10,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::config::type_name;
+use crate::key::{self, KeyValue};
 use crate::{IDENTIFIER_LEN_MAX, INDEXED_STRING_MAX_BYTES, JSON_DEPTH_MAX};
 
 /// The type of a field or array item.
@@ -236,6 +237,39 @@ impl Schema {
             Err(_) => return error("schema_id and schema_version are required"),
         };
         Ok(Schema { schema_id, schema_version, description, fields, indexes })
+    }
+
+    /// Calls `visit(position, key)` with the index entry key of every index
+    /// of this schema (in `indexes` order) that holds an entry for
+    /// `document`: the field's key encoding followed by the `_id`'s, or the
+    /// `_id`'s alone for the `_id` index (FORMAT.md, "Index keys"). An absent
+    /// optional field has no entry. Fails on a document without a string or
+    /// int `_id` or with a non-scalar indexed value (validation rules both out).
+    pub fn for_each_index_key(&self, document: &Map<String, Value>, mut visit: impl FnMut(usize, &[u8])) -> Result<(), String> {
+        let id = document
+            .get("_id")
+            .and_then(|id| KeyValue::from_json(id, false))
+            .filter(|id| matches!(id, KeyValue::Int(_) | KeyValue::String(_)));
+        let Some(id) = id else {
+            return Err("document has no string or int _id".into());
+        };
+        let mut id_key = Vec::with_capacity(16);
+        key::encode(&mut id_key, &id);
+        let mut entry = Vec::with_capacity(64);
+        for (position, field) in self.indexes.iter().enumerate() {
+            entry.clear();
+            if field != "_id" {
+                let Some(value) = document.get(field) else { continue };
+                let as_float = self.field(field).is_some_and(|definition| definition.field_type == FieldType::Float);
+                let Some(value) = KeyValue::from_json(value, as_float) else {
+                    return Err(format!("indexed field '{field}' holds a non-scalar value"));
+                };
+                key::encode(&mut entry, &value);
+            }
+            entry.extend_from_slice(&id_key);
+            visit(position, &entry);
+        }
+        Ok(())
     }
 
     pub fn field(&self, name: &str) -> Option<&FieldDef> {

@@ -20,7 +20,7 @@ use aerodb_format::btree::Locator;
 use aerodb_format::document;
 use aerodb_format::key::{self, KeyValue};
 use aerodb_format::page::{self, PageBytes, PageHeader, PageKind, HEADER_BYTES};
-use aerodb_format::schema::{FieldType, Schema};
+use aerodb_format::schema::Schema;
 use aerodb_format::slotted::{self, SlotRecord};
 use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
 
@@ -483,28 +483,11 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// The key each index of `schema` holds for a document body: the field's
-/// encoding followed by the `_id`'s (the `_id` index: the `_id` alone). An
-/// absent optional field has no entry.
+/// The key each index of `schema` holds for a document body (FORMAT.md,
+/// "Index keys"); none for a body without a valid `_id`.
 pub fn entry_keys(schema: &Schema, body: &serde_json::Map<String, Value>) -> Vec<(String, Vec<u8>)> {
-    let Some(id) = body.get("_id").and_then(|id| KeyValue::from_json(id, false)) else {
-        return Vec::new();
-    };
-    let id_key = key::encode_to_vec(&id);
     let mut keys = Vec::with_capacity(schema.indexes.len());
-    for field in &schema.indexes {
-        if field == "_id" {
-            keys.push((field.clone(), id_key.clone()));
-            continue;
-        }
-        let as_float = matches!(schema.field(field).map(|definition| &definition.field_type), Some(FieldType::Float));
-        let Some(value) = body.get(field).and_then(|value| KeyValue::from_json(value, as_float)) else {
-            continue;
-        };
-        let mut entry = key::encode_to_vec(&value);
-        entry.extend_from_slice(&id_key);
-        keys.push((field.clone(), entry));
-    }
+    let _ = schema.for_each_index_key(body, |position, key_bytes| keys.push((schema.indexes[position].clone(), key_bytes.to_vec())));
     keys
 }
 
