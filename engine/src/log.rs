@@ -13,9 +13,11 @@ pub fn log(level: &str, component: &str, event: &str, fields: &[(&str, Value)]) 
         object.insert((*key).to_string(), value.clone());
     }
     // eprintln! (not a raw stderr handle) so test harnesses capture it.
-    // One formatted line, one write.
-    let line = Value::Object(object).to_string();
-    eprintln!("{line}");
+    // One formatted line, newline included: one write (eprintln! would
+    // write the newline separately).
+    let mut line = Value::Object(object).to_string();
+    line.push('\n');
+    eprint!("{line}");
 }
 
 pub fn info(component: &str, event: &str, fields: &[(&str, Value)]) {
