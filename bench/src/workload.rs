@@ -4,17 +4,7 @@
 use serde_json::Value;
 
 /// The install guide's schema, written by hand into `metadata/schemas/`.
-pub const USER_SCHEMA: &str = r#"{
-"schema_id": "user",
-"schema_version": "v1",
-"fields": {
-"_id": { "type": "string" },
-"name": { "type": "string" },
-"age": { "type": "int" }
-},
-"indexes": ["_id", "name", "age"]
-}
-"#;
+pub const USER_SCHEMA: &str = include_str!("../../tests/fixtures/user_v1.json");
 
 /// SQLite's side: the same table and the same indexes.
 pub const SQLITE_SCHEMA: &str = "CREATE TABLE user(_id TEXT PRIMARY KEY, name TEXT, age INTEGER);\n\

@@ -7,16 +7,7 @@ use std::path::{Path, PathBuf};
 use aerodb_engine::{Database, Mode};
 use serde_json::Value;
 
-pub const USER_SCHEMA: &str = r#"{
-"schema_id": "user",
-"schema_version": "v1",
-"fields": {
-"_id": { "type": "string" },
-"name": { "type": "string" },
-"age": { "type": "int" }
-},
-"indexes": ["_id", "name", "age"]
-}"#;
+pub const USER_SCHEMA: &str = include_str!("../../tests/fixtures/user_v1.json");
 
 pub struct TestDb {
     pub folder: tempfile::TempDir,

@@ -452,16 +452,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const INSTALL_GUIDE_SCHEMA: &str = r#"{
-"schema_id": "user",
-"schema_version": "v1",
-"fields": {
-"_id": { "type": "string" },
-"name": { "type": "string" },
-"age": { "type": "int" }
-},
-"indexes": ["_id", "name", "age"]
-}"#;
+    const INSTALL_GUIDE_SCHEMA: &str = include_str!("../../tests/fixtures/user_v1.json");
 
     fn parse(value: Value) -> Result<Schema, SchemaError> {
         Schema::parse(value.to_string().as_bytes())

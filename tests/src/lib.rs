@@ -12,17 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const USER_SCHEMA: &str = r#"{
-"schema_id": "user",
-"schema_version": "v1",
-"fields": {
-"_id": { "type": "string" },
-"name": { "type": "string" },
-"age": { "type": "int" }
-},
-"indexes": ["_id", "name", "age"]
-}
-"#;
+pub const USER_SCHEMA: &str = include_str!("../fixtures/user_v1.json");
 
 pub const INSTALL_GUIDE_CONFIG: &str = r#"{
 "data_dir": "./data",
