@@ -306,15 +306,23 @@ impl Indexes {
         Err(broken("index deeper than the height limit".into()))
     }
 
-    /// Exact number of entries with `low <= key < high` (bounds as in [`Indexes::rank`]).
+    /// Exact number of entries inside the range `(low, high)`, with the
+    /// meaning of Rust's ranges: `low` `Included(k)` is `key >= k`,
+    /// `Excluded(k)` is `key > k`; `high` `Included(k)` is `key <= k`,
+    /// `Excluded(k)` is `key < k`. (The bounds of [`Indexes::rank`] mean
+    /// "below", so the high bound's sense is the opposite of the low one's.)
     pub fn count_range(&self, id: &TreeId, low: Bound<&[u8]>, high: Bound<&[u8]>) -> Result<u64> {
         let below_low = match low {
             Bound::Unbounded => 0,
             Bound::Included(key) => self.rank(id, Bound::Included(key))?,
             Bound::Excluded(key) => self.rank(id, Bound::Excluded(key))?,
         };
-        let below_high = self.rank(id, high)?;
-        Ok(below_high.saturating_sub(below_low))
+        let up_to_high = match high {
+            Bound::Unbounded => self.rank(id, Bound::Unbounded)?,
+            Bound::Included(key) => self.rank(id, Bound::Excluded(key))?,
+            Bound::Excluded(key) => self.rank(id, Bound::Included(key))?,
+        };
+        Ok(up_to_high.saturating_sub(below_low))
     }
 
     /// A cursor at the first entry `>= key` (ascending) or the last entry
@@ -595,6 +603,40 @@ mod tests {
         for bound in [0u32, 1, 777, 2500, 4999, 5000] {
             let expected = model.range(..bound).count() as u64;
             assert_eq!(indexes.rank(&id, Bound::Included(&key_of(bound))).unwrap(), expected);
+        }
+        // Every combination of bounds counts exactly what the model holds,
+        // including bounds equal to a stored key (the `_id` index's case).
+        let stored: Vec<u32> = model.iter().copied().step_by(331).collect();
+        for &low in stored.iter().chain([0u32, 5000].iter()) {
+            for &high in stored.iter().chain([0u32, 5000].iter()) {
+                let (low_key, high_key) = (key_of(low), key_of(high));
+                let lows = [Bound::Unbounded, Bound::Included(low), Bound::Excluded(low)];
+                let highs = [Bound::Unbounded, Bound::Included(high), Bound::Excluded(high)];
+                for low_bound in lows {
+                    for high_bound in highs {
+                        let as_key = |bound: Bound<u32>, key: &Vec<u8>| match bound {
+                            Bound::Unbounded => Bound::Unbounded,
+                            Bound::Included(_) => Bound::Included(key.clone()),
+                            Bound::Excluded(_) => Bound::Excluded(key.clone()),
+                        };
+                        let (low_k, high_k) = (as_key(low_bound, &low_key), as_key(high_bound, &high_key));
+                        let expected = model.iter().filter(|value| {
+                            let key = key_of(**value);
+                            (match &low_k {
+                                Bound::Unbounded => true,
+                                Bound::Included(k) => key >= *k,
+                                Bound::Excluded(k) => key > *k,
+                            }) && (match &high_k {
+                                Bound::Unbounded => true,
+                                Bound::Included(k) => key <= *k,
+                                Bound::Excluded(k) => key < *k,
+                            })
+                        });
+                        let counted = indexes.count_range(&id, low_k.as_ref().map(Vec::as_slice), high_k.as_ref().map(Vec::as_slice));
+                        assert_eq!(counted.unwrap(), expected.count() as u64, "{low_bound:?} {high_bound:?}");
+                    }
+                }
+            }
         }
         // Ascending and descending scans see the model in order.
         let mut cursor = indexes.cursor(&id, None, false).unwrap();
