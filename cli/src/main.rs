@@ -81,7 +81,7 @@ fn main() -> ExitCode {
 
 /// Prints a fatal error as its JSON object on stderr.
 fn report_fatal(error: &AeroError) -> u8 {
-    eprintln!("{}", error.to_json());
+    aerodb_engine::log::write_stderr(&format!("{}\n", error.to_json()));
     EXIT_FATAL
 }
 
@@ -96,8 +96,14 @@ fn init(cli: &Cli) -> u8 {
     match aerodb_engine::init(&cli.config).map_err(|error| error.with_severity(aerodb_engine::Severity::Fatal)) {
         Ok(()) => {
             let data_dir = config::load(&cli.config).map(|config| config.paths.root.display().to_string()).unwrap_or_default();
-            print_response(cli, &json!({"status": "ok", "data": {"data_dir": data_dir}}));
-            EXIT_OK
+            // The database exists either way; a confirmation that cannot be
+            // written is still a failure the caller must see.
+            if print_response(cli, &json!({"status": "ok", "data": {"data_dir": data_dir}})) {
+                EXIT_OK
+            } else {
+                aerodb_engine::log::warn("cli", "stdout_write_failed", &[("data_dir", data_dir.into())]);
+                EXIT_REQUEST_FAILED
+            }
         }
         Err(error) => report_fatal(&error),
     }
@@ -118,8 +124,12 @@ fn schema_add(cli: &Cli, file: &Path) -> u8 {
     match catalog::install(&config.paths, file) {
         Ok((schema, installed)) => {
             let data = json!({"schema_id": schema.schema_id, "schema_version": schema.schema_version, "installed": installed});
-            print_response(cli, &json!({"status": "ok", "data": data}));
-            EXIT_OK
+            if print_response(cli, &json!({"status": "ok", "data": data})) {
+                EXIT_OK
+            } else {
+                aerodb_engine::log::warn("cli", "stdout_write_failed", &[]);
+                EXIT_REQUEST_FAILED
+            }
         }
         Err(error) if error.is_fatal() => report_fatal(&error),
         Err(error) => {
@@ -156,8 +166,9 @@ fn spawn_reader(sender: mpsc::SyncSender<Message>) {
 }
 
 fn spawn_signal_listener(sender: mpsc::SyncSender<Message>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    // SIGHUP (the terminal closed) ends the server like SIGTERM.
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             let _ = sender.send(Message::Signal(signal));

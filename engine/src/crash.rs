@@ -26,7 +26,9 @@ fn armed() -> Option<&'static str> {
 pub fn reach(name: &'static str) {
     debug_assert!(CRASH_POINTS.contains(&name), "unknown crash point {name}");
     if armed() == Some(name) {
-        eprintln!("{{\"level\":\"error\",\"component\":\"crash\",\"event\":\"crash_point\",\"name\":\"{name}\"}}");
+        crate::log::write_stderr(&format!(
+            "{{\"level\":\"error\",\"component\":\"crash\",\"event\":\"crash_point\",\"name\":\"{name}\"}}\n"
+        ));
         std::process::abort();
     }
 }

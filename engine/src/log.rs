@@ -12,12 +12,18 @@ pub fn log(level: &str, component: &str, event: &str, fields: &[(&str, Value)]) 
     for (key, value) in fields {
         object.insert((*key).to_string(), value.clone());
     }
-    // eprintln! (not a raw stderr handle) so test harnesses capture it.
-    // One formatted line, newline included: one write (eprintln! would
-    // write the newline separately).
+    // One formatted line, newline included: one write. A stderr that cannot
+    // be written (closed, full) loses the line and nothing else: logging
+    // never panics and never cuts a shutdown short (eprint! would panic).
     let mut line = Value::Object(object).to_string();
     line.push('\n');
-    eprint!("{line}");
+    write_stderr(&line);
+}
+
+/// Writes `text` to stderr, ignoring every error (see [`log`]).
+pub fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 pub fn info(component: &str, event: &str, fields: &[(&str, Value)]) {

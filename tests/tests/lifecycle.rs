@@ -76,6 +76,12 @@ fn sigterm_shuts_down_gracefully() {
 }
 
 #[test]
+fn sighup_shuts_down_gracefully() {
+    // A closed terminal is a normal way for a server to end.
+    graceful_on_signal(libc::SIGHUP, "SIGHUP");
+}
+
+#[test]
 fn sigint_shuts_down_gracefully() {
     graceful_on_signal(libc::SIGINT, "SIGINT");
 }

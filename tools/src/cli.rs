@@ -12,6 +12,9 @@ pub const EXIT_PROBLEMS: i32 = 1;
 pub const EXIT_CANNOT_RUN: i32 = 2;
 /// Bad command-line usage.
 pub const EXIT_USAGE: i32 = 64;
+/// The output could not be written (a full device, an I/O error); a closed
+/// pipe is not this: it ends the run quietly.
+pub const EXIT_OUTPUT_FAILED: i32 = 74;
 
 /// Parses the command line; prints help or version and exits 0, or prints
 /// the usage error and exits [`EXIT_USAGE`].
@@ -39,10 +42,38 @@ where
     }
 }
 
-/// Prints `value` as one JSON document on stdout.
-pub fn print_json(value: &serde_json::Value) {
+/// Prints `value` as one JSON document on stdout (see [`write_stdout`]).
+pub fn print_json(value: &serde_json::Value, exit_code: i32) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(error) => eprintln!("cannot render JSON: {error}"),
+        Ok(mut text) => {
+            text.push('\n');
+            write_stdout(&text, exit_code);
+        }
+        Err(error) => write_stderr(&format!("cannot render JSON: {error}\n")),
     }
+}
+
+/// Writes `text` to stdout and flushes it. A reader that went away (a
+/// closed pipe, as in `aerodb-inspect wal | head -1`) ends the process
+/// quietly with `exit_code`, the code the run would have had; any other
+/// write error (a full device) is reported on stderr and ends the process
+/// with [`EXIT_OUTPUT_FAILED`]. Never panics.
+pub fn write_stdout(text: &str, exit_code: i32) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(exit_code),
+        Err(error) => {
+            write_stderr(&format!("cannot write the output: {error}\n"));
+            std::process::exit(EXIT_OUTPUT_FAILED);
+        }
+    }
+}
+
+/// Writes `text` to stderr, ignoring errors: a message that cannot be
+/// shown is lost, never a panic.
+pub fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

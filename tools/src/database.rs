@@ -94,11 +94,11 @@ impl Database {
     pub fn warn_if_locked(&self, tool: &str) -> bool {
         let held = self.lock_is_held() == Some(true);
         if held {
-            eprintln!(
+            crate::cli::write_stderr(&format!(
                 "{tool}: warning: the database in {} is open in a running process (LOCK is held); \
-                 files may change while they are read, so results may be inconsistent",
+                 files may change while they are read, so results may be inconsistent\n",
                 self.root.display()
-            );
+            ));
         }
         held
     }

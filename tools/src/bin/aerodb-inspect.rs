@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use aerodb_tools::cli::{parse_or_exit, print_json, EXIT_CANNOT_RUN, EXIT_OK};
+use aerodb_tools::cli::{parse_or_exit, print_json, write_stderr, write_stdout, EXIT_CANNOT_RUN, EXIT_OK};
 use aerodb_tools::database::{Database, DEFAULT_CONFIG_PATH};
 use aerodb_tools::inspect::{self, wal::SeqRange};
 
@@ -61,7 +61,7 @@ fn main() {
     let database = match Database::open(&cli.config) {
         Ok(database) => database,
         Err(error) => {
-            eprintln!("aerodb-inspect: {error}");
+            write_stderr(&format!("aerodb-inspect: {error}\n"));
             std::process::exit(EXIT_CANNOT_RUN);
         }
     };
@@ -73,10 +73,10 @@ fn main() {
         Command::Summary => inspect::summary::run(&database, allow_map),
     };
     match rendered {
-        Ok(rendered) if cli.json => print_json(&rendered.json),
-        Ok(rendered) => print!("{}", rendered.text),
+        Ok(rendered) if cli.json => print_json(&rendered.json, EXIT_OK),
+        Ok(rendered) => write_stdout(&rendered.text, EXIT_OK),
         Err(error) => {
-            eprintln!("aerodb-inspect: {error}");
+            write_stderr(&format!("aerodb-inspect: {error}\n"));
             std::process::exit(EXIT_CANNOT_RUN);
         }
     }

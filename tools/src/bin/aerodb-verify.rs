@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use aerodb_tools::cli::{parse_or_exit, print_json, EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS};
+use aerodb_tools::cli::{parse_or_exit, print_json, write_stderr, write_stdout, EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS};
 use aerodb_tools::database::{Database, DEFAULT_CONFIG_PATH};
 use aerodb_tools::verify;
 
@@ -28,16 +28,17 @@ fn main() {
     let database = match Database::open(&cli.config) {
         Ok(database) => database,
         Err(error) => {
-            eprintln!("aerodb-verify: cannot run: {error}");
+            write_stderr(&format!("aerodb-verify: cannot run: {error}\n"));
             std::process::exit(EXIT_CANNOT_RUN);
         }
     };
     let allow_map = !database.warn_if_locked("aerodb-verify");
     let report = verify::run(&database, allow_map);
+    let exit_code = if report.is_clean() { EXIT_OK } else { EXIT_PROBLEMS };
     if cli.json {
-        print_json(&report.to_json());
+        print_json(&report.to_json(), exit_code);
     } else {
-        print!("{}", report.render_human());
+        write_stdout(&report.render_human(), exit_code);
     }
-    std::process::exit(if report.is_clean() { EXIT_OK } else { EXIT_PROBLEMS });
+    std::process::exit(exit_code);
 }
