@@ -45,3 +45,33 @@ fn strict_upper_bound_on_id_is_exclusive() {
         }
     }
 }
+
+const F_SCHEMA: &str = r#"{"schema_id":"f","schema_version":"v1",
+  "fields":{"_id":{"type":"int"},"x":{"type":"float"}},"indexes":["_id","x"]}"#;
+
+#[test]
+fn float_literals_round_trip_exactly() {
+    let test = TestDb::new(&[("f_v1.json", F_SCHEMA)]);
+    let mut db = test.open();
+    let mut rng = fastrand::Rng::with_seed(12);
+    let mut values: Vec<f64> = vec![1000000000000000.5, 0.1, 5e-324, f64::MAX, f64::MIN_POSITIVE, -2.2250738585072014e-308];
+    while values.len() < 2000 {
+        let value = f64::from_bits(rng.u64(..));
+        if value.is_finite() {
+            values.push(value);
+        }
+    }
+    for (id, value) in values.iter().enumerate() {
+        // The shortest text that round-trips (Rust's Display), as a client would send it.
+        let text = format!("{value:?}");
+        let request = format!(r#"{{"op":"insert","schema_id":"f","schema_version":"v1","document":{{"_id":{id},"x":{text}}}}}"#);
+        ok(&mut db, &request);
+        let query = format!(r#"{{"op":"query","schema_id":"f","schema_version":"v1","filter":{{"_id":{id}}},"limit":1}}"#);
+        let stored = ok(&mut db, &query)[0]["x"].as_f64().unwrap();
+        assert_eq!(stored.to_bits(), value.to_bits(), "{text} came back as {stored:?}");
+        // The query literal is read the same way: equality finds the document.
+        let query = format!(r#"{{"op":"query","schema_id":"f","schema_version":"v1","filter":{{"x":{text}}},"limit":10}}"#);
+        let found = ok(&mut db, &query);
+        assert!(found.as_array().unwrap().iter().any(|document| document["_id"] == id), "{text}: {found}");
+    }
+}
