@@ -14,6 +14,7 @@ pub mod btree;
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod json;
 pub mod key;
 pub mod manifest;
 pub mod page;
