@@ -60,7 +60,7 @@ fn read_hashes(paths: &Paths) -> Result<BTreeMap<String, String>> {
         AeroError::new(ErrorCode::MetadataCorruption, format!("{}: {reason}", paths.schema_hashes.display()))
             .detail("file", paths.schema_hashes.display().to_string())
     };
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else {
+    let Ok(Value::Object(object)) = aerodb_format::json::parse_file(&bytes) else {
         return Err(corrupt("not a JSON object"));
     };
     let mut hashes = BTreeMap::new();

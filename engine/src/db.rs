@@ -154,7 +154,8 @@ impl ShutdownState {
         let bytes = std::fs::read(path).map_err(|error| {
             metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}"))
         })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|error| metadata_corruption(path, format!("not valid JSON: {error}")))?;
+        let value: Value =
+            aerodb_format::json::parse_file(&bytes).map_err(|error| metadata_corruption(path, format!("not valid JSON: {error}")))?;
         let field = |name: &str| {
             value
                 .get(name)

@@ -148,13 +148,8 @@ fn key_value_for(field: &str, field_type: &FieldType, value: &Value, numeric_onl
     match (field_type, value) {
         (FieldType::Int, Value::Number(number)) if number.is_i64() => Ok(KeyValue::Int(number.as_i64().unwrap_or_default())),
         // An integer for a float field must be exactly representable, as in documents.
-        (FieldType::Float, Value::Number(number)) if !number.is_f64() => match number.as_i64() {
-            Some(int) if (int as f64) as i128 == i128::from(int) && (int as f64).abs() < 9.3e18 => Ok(KeyValue::Float(int as f64)),
-            _ => Err(wrong()),
-        },
-        (FieldType::Float, Value::Number(number)) => {
-            number.as_f64().filter(|float| float.is_finite()).map(KeyValue::Float).ok_or_else(wrong)
-        }
+        // One exactness rule for documents and filters (aerodb_format::json::exact_f64).
+        (FieldType::Float, Value::Number(number)) => aerodb_format::json::exact_f64(number).map(KeyValue::Float).ok_or_else(wrong),
         (FieldType::String, Value::String(text)) => Ok(KeyValue::String(text.clone())),
         (FieldType::Bool, Value::Bool(flag)) => Ok(KeyValue::Bool(*flag)),
         _ => Err(wrong()),

@@ -1,20 +1,47 @@
 //! The request stream: a sequence of JSON values separated by whitespace,
 //! each possibly spanning several lines (docs/API_SPEC.md).
 //!
-//! Input is read a line at a time, never more than `REQUEST_SIZE_MAX_BYTES`
-//! of one request. A value that does not parse is answered with
-//! `AERO_QUERY_INVALID` and the reader skips to the end of the line where
-//! the error was found, then carries on. Nothing malformed reaches the
-//! engine.
+//! Input is parsed as it arrives by `aerodb_format::json::Parser`, one
+//! byte at a time, so the time is linear in the input whatever its line
+//! structure. The limits are per request, not per line: a request (one JSON
+//! value) may hold at most `REQUEST_SIZE_MAX_BYTES` bytes of text and
+//! `REQUEST_VALUES_MAX` values, nested at most `REQUEST_DEPTH_MAX` deep.
+//! An oversized request is read to its end without being built and
+//! answered with one error; the requests around it are answered as usual.
+//!
+//! Errors and where reading resumes:
+//! - a request that is well-formed JSON but breaks a rule (a duplicate key,
+//!   a number with no exact value, a size or value-count limit) ends where
+//!   its value ends: one error, and the next request starts right after it;
+//! - a syntax error (the first byte that cannot continue the value) is
+//!   answered with one error, and reading resumes at the start of the next
+//!   line — except when the error byte is a `{` that is the first non-blank
+//!   byte of a line after the request's first line: a value left open at
+//!   the end of a line is then taken to have been abandoned, and that line
+//!   is read as the start of the next request.
+//!
+//! Nothing malformed reaches the engine.
 
 use std::io::BufRead;
 
+use aerodb_format::json::{JsonError, JsonErrorKind, Parser, Step};
+use aerodb_format::DOC_SIZE_MAX_BYTES;
 use serde_json::Value;
 
 use crate::error::{AeroError, ErrorCode};
 
 /// Largest request accepted, in bytes of JSON text.
 pub const REQUEST_SIZE_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most values (objects, arrays, strings, numbers, literals) in one request.
+/// Every value of a document costs at least one byte of its encoded record,
+/// so no request over this count could hold a document under the size cap;
+/// it is refused before anything more is built. This bounds the memory a
+/// request can take (docs/API_SPEC.md).
+pub const REQUEST_VALUES_MAX: u64 = DOC_SIZE_MAX_BYTES as u64 + 1024;
+
+/// Deepest nesting of objects and arrays in a request.
+pub const REQUEST_DEPTH_MAX: usize = 128;
 
 /// One item of the stream.
 #[derive(Debug)]
@@ -26,128 +53,113 @@ pub enum Item {
 /// Reads requests from `input`.
 pub struct RequestReader<R> {
     input: R,
-    pending: Vec<u8>,
-    /// Bytes at the front of `pending` already handed out: values that
-    /// share a line are consumed by moving this offset, so a line of many
-    /// values is parsed in time linear in its length.
-    consumed: usize,
+    parser: Parser,
+    /// After a syntax error: the rest of the line is being skipped.
+    skipping_line: bool,
     at_end: bool,
 }
 
-enum Line {
-    Read,
-    TooLong,
-    End,
+/// The response error for a JSON error. A duplicate key or an inexact
+/// number inside a request's `document` is a schema violation, named by its
+/// field path; everything else is `AERO_QUERY_INVALID`.
+fn request_error(error: JsonError) -> AeroError {
+    let in_document = error.path.first().is_some_and(|first| first == "document") && error.path.len() > 1;
+    match error.kind {
+        JsonErrorKind::DuplicateKey | JsonErrorKind::Number if in_document => {
+            let field = field_path(&error.path[1..]);
+            let expected = if error.kind == JsonErrorKind::DuplicateKey { "each key at most once" } else { "a number with an exact value" };
+            AeroError::new(ErrorCode::SchemaValidationFailed, format!("document field '{field}': {}", error.message))
+                .detail("path", field)
+                .detail("expected", expected)
+                .detail("got", error.message)
+        }
+        // A `limit` no integer type holds is out of the limit's range.
+        JsonErrorKind::Number if error.path == ["limit"] => AeroError::new(
+            ErrorCode::QueryLimitRequired,
+            format!("limit must be an integer from 1 to {}, found {}", crate::query::QUERY_LIMIT_MAX, error.message),
+        ),
+        JsonErrorKind::Syntax | JsonErrorKind::TooDeep => AeroError::new(ErrorCode::QueryInvalid, format!("malformed JSON: {error}"))
+            .detail("line", error.line)
+            .detail("column", error.column),
+        _ => {
+            let mut built = AeroError::new(ErrorCode::QueryInvalid, error.message.clone());
+            if !error.path.is_empty() {
+                built = built.detail("path", field_path(&error.path));
+            }
+            built
+        }
+    }
 }
 
-fn malformed(message: String) -> Item {
-    Item::Malformed(AeroError::new(ErrorCode::QueryInvalid, message))
+/// `["address", "city"]` as `address.city`, `["tags", "[1]"]` as `tags[1]`
+/// (the form of schema validation paths).
+fn field_path(elements: &[String]) -> String {
+    let mut path = String::new();
+    for element in elements {
+        if !path.is_empty() && !element.starts_with('[') {
+            path.push('.');
+        }
+        path.push_str(element);
+    }
+    path
 }
 
 impl<R: BufRead> RequestReader<R> {
     pub fn new(input: R) -> RequestReader<R> {
-        RequestReader { input, pending: Vec::new(), consumed: 0, at_end: false }
-    }
-
-    /// Forgets every buffered byte.
-    fn discard(&mut self) {
-        self.pending.clear();
-        self.consumed = 0;
-    }
-
-    /// Appends one line (with its newline) to `pending`, refusing to hold
-    /// more than the size cap: the rest of a too-long line is skipped.
-    fn read_line(&mut self) -> std::io::Result<Line> {
-        if self.at_end {
-            return Ok(Line::End);
-        }
-        // Drop what was consumed before growing the buffer (amortised: each
-        // byte is moved at most once per line read).
-        self.pending.drain(..self.consumed);
-        self.consumed = 0;
-        let mut read_any = false;
-        let mut too_long = false;
-        loop {
-            let buffer = self.input.fill_buf()?;
-            if buffer.is_empty() {
-                self.at_end = true;
-                return Ok(if too_long {
-                    Line::TooLong
-                } else if read_any {
-                    Line::Read
-                } else {
-                    Line::End
-                });
-            }
-            read_any = true;
-            let (chunk, done) = match buffer.iter().position(|&byte| byte == b'\n') {
-                Some(position) => (&buffer[..=position], true),
-                None => (buffer, false),
-            };
-            let length = chunk.len();
-            if !too_long && self.pending.len() - self.consumed + length <= REQUEST_SIZE_MAX_BYTES {
-                self.pending.extend_from_slice(chunk);
-            } else {
-                too_long = true;
-            }
-            self.input.consume(length);
-            if done {
-                return Ok(if too_long { Line::TooLong } else { Line::Read });
-            }
+        RequestReader {
+            input,
+            parser: Parser::new(REQUEST_DEPTH_MAX, REQUEST_VALUES_MAX, REQUEST_SIZE_MAX_BYTES as u64),
+            skipping_line: false,
+            at_end: false,
         }
     }
 
     /// The next request or malformed item; `None` at the end of input.
     pub fn next_item(&mut self) -> std::io::Result<Option<Item>> {
         loop {
-            let rest = &self.pending[self.consumed..];
-            self.consumed += rest.iter().position(|byte| !byte.is_ascii_whitespace()).unwrap_or(rest.len());
-            if self.consumed == self.pending.len() {
-                self.discard();
-                match self.read_line()? {
-                    Line::Read => continue,
-                    Line::TooLong => {
-                        self.discard();
-                        return Ok(Some(malformed(format!("request larger than {REQUEST_SIZE_MAX_BYTES} bytes"))));
-                    }
-                    Line::End => return Ok(None),
-                }
+            if self.at_end {
+                return Ok(None);
             }
-            let mut stream = serde_json::Deserializer::from_slice(&self.pending[self.consumed..]).into_iter::<Value>();
-            match stream.next() {
-                Some(Ok(value)) => {
-                    self.consumed += stream.byte_offset();
+            let buffer = self.input.fill_buf()?;
+            if buffer.is_empty() {
+                self.at_end = true;
+                return Ok(match self.parser.finish() {
+                    Ok(None) => None,
+                    Ok(Some(value)) => Some(Item::Request(value)),
+                    Err(error) => Some(Item::Malformed(request_error(error))),
+                });
+            }
+            if self.skipping_line {
+                match buffer.iter().position(|&byte| byte == b'\n') {
+                    Some(position) => {
+                        self.input.consume(position + 1);
+                        self.skipping_line = false;
+                    }
+                    None => {
+                        let length = buffer.len();
+                        self.input.consume(length);
+                    }
+                }
+                continue;
+            }
+            match self.parser.feed(buffer) {
+                Step::NeedMore => {
+                    let length = buffer.len();
+                    self.input.consume(length);
+                }
+                Step::Done { value, used } => {
+                    self.input.consume(used);
                     return Ok(Some(Item::Request(value)));
                 }
-                Some(Err(error)) if error.is_eof() => match self.read_line()? {
-                    Line::Read => continue,
-                    Line::TooLong => {
-                        self.discard();
-                        return Ok(Some(malformed(format!("request larger than {REQUEST_SIZE_MAX_BYTES} bytes"))));
-                    }
-                    Line::End => {
-                        self.discard();
-                        return Ok(Some(malformed(format!("malformed JSON: {error}"))));
-                    }
-                },
-                Some(Err(error)) => {
-                    // Skip to the end of the line the error is on.
-                    let mut lines_left = error.line().max(1);
-                    let mut cut = self.pending.len();
-                    for (position, byte) in self.pending.iter().enumerate().skip(self.consumed) {
-                        if *byte == b'\n' {
-                            lines_left -= 1;
-                            if lines_left == 0 {
-                                cut = position + 1;
-                                break;
-                            }
-                        }
-                    }
-                    self.consumed = cut;
-                    return Ok(Some(malformed(format!("malformed JSON: {error}"))));
+                Step::Rejected { error, used } => {
+                    self.input.consume(used);
+                    return Ok(Some(Item::Malformed(request_error(error))));
                 }
-                None => {
-                    self.discard();
+                Step::Malformed { error, at } => {
+                    let restart_here = error.at_line_start && buffer[at] == b'{';
+                    self.input.consume(at);
+                    self.skipping_line = !restart_here;
+                    return Ok(Some(Item::Malformed(request_error(error))));
                 }
             }
         }
@@ -204,6 +216,56 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 300_000);
+    }
+
+    #[test]
+    fn the_size_limit_is_per_request_not_per_line() {
+        // Many small requests on one line longer than the limit: each is answered.
+        let line = "{} ".repeat(REQUEST_SIZE_MAX_BYTES / 3 + 1000) + "\n";
+        assert!(line.len() > REQUEST_SIZE_MAX_BYTES);
+        let mut reader = RequestReader::new(line.as_bytes());
+        let mut count = 0;
+        while let Some(item) = reader.next_item().unwrap() {
+            assert!(matches!(item, Item::Request(_)));
+            count += 1;
+        }
+        assert_eq!(count, REQUEST_SIZE_MAX_BYTES / 3 + 1000);
+        // A small request, an oversized one and another small one on one line.
+        let mut line = String::from("{\"a\":1} {\"big\":\"");
+        line.push_str(&"x".repeat(REQUEST_SIZE_MAX_BYTES));
+        line.push_str("\"} {\"b\":2}\n");
+        assert_eq!(items(&line), vec![r#"{"a":1}"#, "ERR AERO_QUERY_INVALID", r#"{"b":2}"#]);
+    }
+
+    #[test]
+    fn duplicate_keys_and_inexact_numbers_end_one_request() {
+        assert_eq!(items("{\"op\":\"insert\",\"op\":\"query\"} {}\n"), vec!["ERR AERO_QUERY_INVALID", "{}"]);
+        assert_eq!(items("{\"document\":{\"a\":{\"b\":1,\"b\":2}}}{}"), vec!["ERR AERO_SCHEMA_VALIDATION_FAILED", "{}"]);
+        assert_eq!(items("{\"document\":{\"f\":1e-400}}\n{}"), vec!["ERR AERO_SCHEMA_VALIDATION_FAILED", "{}"]);
+        assert_eq!(items("{\"limit\":123456789012345678901234567890}\n{}"), vec!["ERR AERO_QUERY_LIMIT_REQUIRED", "{}"]);
+        assert_eq!(items("{\"filter\":{\"a\":1e999}}\n{}"), vec!["ERR AERO_QUERY_INVALID", "{}"]);
+        let mut reader = RequestReader::new(&b"{\"document\":{\"a\":{\"b\":1,\"b\":2}}}"[..]);
+        let Some(Item::Malformed(error)) = reader.next_item().unwrap() else { panic!() };
+        assert_eq!(error.to_json()["details"]["path"], "a.b");
+        let mut reader = RequestReader::new(&b"{\"document\":{\"t\":[1,{\"x\":1e999}]}}"[..]);
+        let Some(Item::Malformed(error)) = reader.next_item().unwrap() else { panic!() };
+        assert_eq!(error.to_json()["details"]["path"], "t[1].x");
+    }
+
+    #[test]
+    fn a_value_left_open_gives_way_to_a_line_starting_with_a_brace() {
+        // Line 2 continues the open value; line 3 cannot, and starts afresh.
+        assert_eq!(items("{\"a\":\n{\"b\":1}\n{\"c\":2}\n{\"d\":3}\n"), vec!["ERR AERO_QUERY_INVALID", r#"{"c":2}"#, r#"{"d":3}"#]);
+        // An error in the middle of a line skips the rest of that line only.
+        assert_eq!(items("{\"a\": ] {\"x\":1}\n{\"b\":1}\n"), vec!["ERR AERO_QUERY_INVALID", r#"{"b":1}"#]);
+        // A brace on the request's own first line does not restart.
+        assert_eq!(items("{\"a\" {\"x\":1}\n{\"b\":1}\n"), vec!["ERR AERO_QUERY_INVALID", r#"{"b":1}"#]);
+    }
+
+    #[test]
+    fn too_many_values_are_refused_before_they_are_built() {
+        let request = format!("[{}0]\n{{}}\n", "0,".repeat(REQUEST_VALUES_MAX as usize + 10));
+        assert_eq!(items(&request), vec!["ERR AERO_QUERY_INVALID", "{}"]);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn type_name(value: &Value) -> &'static str {
 impl Config {
     /// Parses and validates a config file's bytes.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|error| invalid("", format!("config is not valid JSON: {error}")))?;
+        let value: Value = crate::json::parse_file(bytes).map_err(|error| invalid("", format!("config is not valid JSON: {error}")))?;
         let Value::Object(object) = value else {
             return Err(invalid("", "config must be a JSON object"));
         };
@@ -153,6 +153,7 @@ mod tests {
     fn every_rule() {
         let cases: &[(&str, ConfigErrorKind, &str)] = &[
             ("{", ConfigErrorKind::Invalid, ""),
+            (r#"{"data_dir": "./a", "data_dir": "./b"}"#, ConfigErrorKind::Invalid, ""),
             ("[]", ConfigErrorKind::Invalid, ""),
             ("{}", ConfigErrorKind::Invalid, "data_dir"),
             (r#"{"data_dir": 5}"#, ConfigErrorKind::Invalid, "data_dir"),

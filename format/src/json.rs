@@ -62,7 +62,8 @@ pub struct JsonError {
     /// Line (1-based) and column (1-based, in bytes) in the value's text.
     pub line: u64,
     pub column: u64,
-    /// Keys and array positions from the top-level value to the error.
+    /// Keys and array positions (written `[N]`) from the top-level value to
+    /// the error.
     pub path: Vec<String>,
     /// The error byte is the first non-blank byte of a line after the
     /// value's first line (the request reader resumes there).
@@ -220,7 +221,7 @@ impl Parser {
         self.stack
             .iter()
             .map(|frame| match frame {
-                Frame::Array(items) => items.len().to_string(),
+                Frame::Array(items) => format!("[{}]", items.len()),
                 Frame::Object { key, .. } => key.clone().unwrap_or_default(),
             })
             .collect()
@@ -722,6 +723,35 @@ fn abbreviate(literal: &str) -> String {
     }
 }
 
+/// The f64 a JSON number stands for when it is stored in, or compared
+/// with, a float field: a float as parsed, or an integer (of either sign,
+/// up to `u64::MAX`) only when an f64 holds it exactly. This is the one
+/// exactness rule for documents, filters and range bounds alike; integers
+/// past `u64::MAX` never reach it (the parser keeps them as floats when an
+/// f64 holds them exactly, and refuses them otherwise).
+pub fn exact_f64(number: &Number) -> Option<f64> {
+    if let Some(int) = number.as_i64() {
+        let float = int as f64;
+        return (float as i128 == i128::from(int)).then_some(float);
+    }
+    if let Some(unsigned) = number.as_u64() {
+        let float = unsigned as f64;
+        return (float as u128 == u128::from(unsigned)).then_some(float);
+    }
+    number.as_f64().filter(|float| float.is_finite())
+}
+
+/// Deepest nesting accepted in a JSON file AeroDB reads (config, schemas,
+/// metadata).
+pub const FILE_DEPTH_MAX: usize = 128;
+/// Most values accepted in one JSON file AeroDB reads.
+pub const FILE_VALUES_MAX: u64 = 1 << 20;
+
+/// Parses a JSON file's bytes with the file limits.
+pub fn parse_file(bytes: &[u8]) -> Result<Value, JsonError> {
+    parse_slice(bytes, FILE_DEPTH_MAX, FILE_VALUES_MAX)
+}
+
 /// Parses one whole JSON text (a file): exactly one value, blanks around it.
 pub fn parse_slice(bytes: &[u8], depth_max: usize, values_max: u64) -> Result<Value, JsonError> {
     let mut parser = Parser::new(depth_max, values_max, u64::MAX);
@@ -788,6 +818,30 @@ mod tests {
         assert_eq!(parse("0e-400").unwrap().as_f64(), Some(0.0));
         for text in ["01", "1.", ".5", "1e", "+1", "-", "1.5.5", "0x10", "1e+"] {
             assert_eq!(parse(text).unwrap_err().kind, JsonErrorKind::Syntax, "{text}");
+        }
+    }
+
+    #[test]
+    fn exact_f64_decides_for_every_integer() {
+        let number = |text: &str| match parse(text).unwrap() {
+            Value::Number(number) => number,
+            other => panic!("{other}"),
+        };
+        for (text, expected) in [
+            ("9007199254740992", Some(9007199254740992.0)),
+            ("9007199254740993", None),
+            ("-9007199254740993", None),
+            ("9223372036854775807", None),
+            ("-9223372036854775808", Some(-9223372036854775808.0)),
+            ("9223372036854775808", Some(9223372036854775808.0)),
+            ("18446744073709549568", Some(18446744073709549568.0)),
+            ("18446744073709551615", None),
+            ("18446744073709551616", Some(18446744073709551616.0)),
+            ("0", Some(0.0)),
+            ("-0", Some(0.0)),
+            ("2.5", Some(2.5)),
+        ] {
+            assert_eq!(exact_f64(&number(text)), expected, "{text}");
         }
     }
 

@@ -172,7 +172,7 @@ fn parse_fields(fields: &Map<String, Value>, context: &str, depth: usize) -> Res
 impl Schema {
     /// Parses and checks a schema file's bytes.
     pub fn parse(bytes: &[u8]) -> Result<Schema, SchemaError> {
-        let value: Value = match serde_json::from_slice(bytes) {
+        let value: Value = match crate::json::parse_file(bytes) {
             Ok(value) => value,
             Err(parse_error) => return error(format!("not valid JSON: {parse_error}")),
         };
@@ -425,12 +425,7 @@ fn validate_value(field_type: &FieldType, value: &Value, path: &str, depth: usiz
             if number.is_f64() {
                 return Ok(value.clone());
             }
-            let exact = match (number.as_i64(), number.as_u64()) {
-                (Some(int), _) => Some(int as f64).filter(|float| (*float as i128) == i128::from(int) && float.abs() < 9.3e18),
-                (None, Some(unsigned)) => Some(unsigned as f64).filter(|float| (*float as u128) == u128::from(unsigned) && *float < 1.8e19),
-                _ => None,
-            };
-            match exact.and_then(Number::from_f64) {
+            match crate::json::exact_f64(number).and_then(Number::from_f64) {
                 Some(float) => Ok(Value::Number(float)),
                 None => mismatch("float", format!("integer {number} not exactly representable as a float")),
             }
@@ -541,6 +536,13 @@ mod tests {
         let error = schema.check_stored(&bad).unwrap_err();
         assert_eq!((error.path.as_str(), error.got.as_str()), ("tags[1].k", "string"));
         assert_eq!(schema.validate(&Value::Object(bad)).unwrap_err().path, "tags[1].k");
+    }
+
+    #[test]
+    fn duplicate_keys_in_a_schema_file_are_refused() {
+        let text = r#"{"schema_id":"s","schema_version":"v1","fields":{"_id":{"type":"int"},"_id":{"type":"string"}},"indexes":["_id"]}"#;
+        let error = Schema::parse(text.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("duplicate key '_id'"), "{error}");
     }
 
     #[test]
