@@ -441,6 +441,19 @@ impl Database {
     fn id_key(schema: &Schema, id: &Value) -> Result<Vec<u8>> {
         let id_type = schema.field("_id").map(|field| field.field_type.clone());
         let key_value = match (id_type, id) {
+            // No stored _id is longer: refused, as in queries (docs/QUERY.md).
+            (Some(FieldType::String), Value::String(text)) if text.len() > aerodb_format::INDEXED_STRING_MAX_BYTES => {
+                return Err(AeroError::new(
+                    ErrorCode::QueryInvalid,
+                    format!(
+                        "_id is {} bytes; an _id holds at most {} bytes, so no document has it",
+                        text.len(),
+                        aerodb_format::INDEXED_STRING_MAX_BYTES
+                    ),
+                )
+                .detail("field", "_id")
+                .detail("size_max", aerodb_format::INDEXED_STRING_MAX_BYTES as u64));
+            }
             (Some(FieldType::String), Value::String(text)) => KeyValue::String(text.clone()),
             (Some(FieldType::Int), Value::Number(number)) if number.is_i64() => KeyValue::Int(number.as_i64().unwrap_or_default()),
             (id_type, _) => {

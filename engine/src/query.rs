@@ -16,6 +16,7 @@ use aerodb_format::btree::{Locator, KEY_BYTES_MAX};
 use aerodb_format::document::decode_record;
 use aerodb_format::key::{self, KeyValue};
 use aerodb_format::schema::{FieldType, Schema};
+use aerodb_format::INDEXED_STRING_MAX_BYTES;
 use serde_json::{json, Map, Value};
 
 use crate::btree::{Indexes, TreeId};
@@ -150,6 +151,14 @@ fn key_value_for(field: &str, field_type: &FieldType, value: &Value, numeric_onl
         // An integer for a float field must be exactly representable, as in documents.
         // One exactness rule for documents and filters (aerodb_format::json::exact_f64).
         (FieldType::Float, Value::Number(number)) => aerodb_format::json::exact_f64(number).map(KeyValue::Float).ok_or_else(wrong),
+        // Filters are on indexed fields only, whose strings are capped: a
+        // longer value could never match, so it is refused, not answered [].
+        (FieldType::String, Value::String(text)) if text.len() > INDEXED_STRING_MAX_BYTES => Err(invalid(format!(
+            "value for '{field}' is {} bytes; an indexed string holds at most {INDEXED_STRING_MAX_BYTES}, so nothing can match",
+            text.len()
+        ))
+        .detail("field", field.to_string())
+        .detail("size_max", INDEXED_STRING_MAX_BYTES as u64)),
         (FieldType::String, Value::String(text)) => Ok(KeyValue::String(text.clone())),
         (FieldType::Bool, Value::Bool(flag)) => Ok(KeyValue::Bool(*flag)),
         _ => Err(wrong()),
