@@ -61,7 +61,8 @@ pub struct Database {
     wal: Wal,
     heap: Heap,
     indexes: Indexes,
-    _lock: File,
+    /// The data directory and `LOCK`, both flock'ed (see `take_lock`).
+    _lock: (File, File),
     documents: u64,
     /// Encoded sizes of the stored documents per (schema_id, schema_version),
     /// size → count: the planner's per-document memory bound is the largest
@@ -629,7 +630,23 @@ fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)
     Ok(())
 }
 
-fn take_lock(paths: &Paths) -> Result<File> {
+/// Takes the database's lock: an exclusive `flock` on the data directory
+/// itself, then on `LOCK`. The directory lock is the one that counts: a
+/// directory with files in it cannot be unlinked from under a running
+/// process, so deleting `LOCK` (or replacing it) never lets a second process
+/// in. `LOCK` is kept locked as well for tools that look at it. Both locks
+/// go with the process (SIGKILL leaves no stale lock).
+fn take_lock(paths: &Paths) -> Result<(File, File)> {
+    let locked = || {
+        AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display()))
+            .detail("data_dir", paths.root.display().to_string())
+    };
+    let directory = File::open(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.root, &error))?;
+    match directory.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(locked()),
+        Err(std::fs::TryLockError::Error(error)) => return Err(io_error(ErrorCode::StorageIoError, "cannot lock", &paths.root, &error)),
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -639,11 +656,8 @@ fn take_lock(paths: &Paths) -> Result<File> {
         .open(&paths.lock)
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display()))
-                .detail("data_dir", paths.root.display().to_string()))
-        }
+        Ok(()) => Ok((directory, file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(locked()),
         Err(std::fs::TryLockError::Error(error)) => Err(io_error(ErrorCode::StorageIoError, "cannot lock", &paths.lock, &error)),
     }
 }

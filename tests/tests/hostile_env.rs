@@ -80,3 +80,25 @@ fn tools_end_quietly_on_a_closed_pipe_and_report_a_full_device() {
         assert_eq!(output.status.code(), Some(74), "{tool} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+#[test]
+fn deleting_the_lock_file_does_not_let_a_second_process_in() {
+    let sandbox = Sandbox::with_user_schema();
+    let mut server = sandbox.start(&[]);
+    assert_eq!(server.request(&insert_user("1", "alice", 30)).unwrap()["status"], "ok");
+    std::fs::remove_file(sandbox.data().join("LOCK")).unwrap();
+    let output = sandbox.aerodb(&["query"], &insert_user("2", "bob", 40));
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("AERO_STORAGE_LOCKED"));
+    // The tools see the running server too.
+    let output = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("LOCK is held"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(server.request(&insert_user("3", "carol", 50)).unwrap()["status"], "ok");
+    let output = server.finish();
+    assert_eq!(output.status.code(), Some(0));
+    // The next boot is clean and holds exactly the server's writes.
+    let lines = sandbox.query(&format!("{}{}{}", aerodb_tests::find_user("1"), aerodb_tests::find_user("2"), aerodb_tests::find_user("3")));
+    assert_eq!(lines[0]["data"][0]["name"], "alice");
+    assert_eq!(lines[1]["data"], serde_json::json!([]));
+    assert_eq!(lines[2]["data"][0]["name"], "carol");
+}

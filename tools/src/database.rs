@@ -78,6 +78,17 @@ impl Database {
     /// not, `None` when it cannot tell (no LOCK file, or the probe failed).
     /// Takes a shared lock on a read-only handle for an instant.
     pub fn lock_is_held(&self) -> Option<bool> {
+        // The engine locks the data directory itself (and LOCK): a deleted
+        // LOCK file does not hide a running server.
+        if let Ok(directory) = File::open(&self.root) {
+            match directory.try_lock_shared() {
+                Ok(()) => {
+                    let _ = directory.unlock();
+                }
+                Err(TryLockError::WouldBlock) => return Some(true),
+                Err(TryLockError::Error(_)) => {}
+            }
+        }
         let file = File::open(self.path(LOCK_FILE)).ok()?;
         match file.try_lock_shared() {
             Ok(()) => {
