@@ -51,7 +51,7 @@ pub fn parse_schema_file(path: &Path, bytes: &[u8]) -> Result<Schema> {
 }
 
 fn read_hashes(paths: &Paths) -> Result<BTreeMap<String, String>> {
-    let bytes = match std::fs::read(&paths.schema_hashes) {
+    let bytes = match crate::io::read_json_file(&paths.schema_hashes) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &paths.schema_hashes, &error)),
@@ -102,7 +102,14 @@ impl Catalog {
             if !name.ends_with(".json") {
                 return Err(invalid(&path, "is not a .json schema file"));
             }
-            let bytes = std::fs::read(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &path, &error))?;
+            let bytes = crate::io::read_json_file(&path).map_err(|error| {
+                // Too large, or not a regular file: the schema file is invalid.
+                if error.kind() == std::io::ErrorKind::InvalidData {
+                    invalid(&path, error)
+                } else {
+                    io_error(ErrorCode::StorageIoError, "cannot read", &path, &error)
+                }
+            })?;
             let schema = parse_schema_file(&path, &bytes)?;
             let hash = sha256_hex(&bytes);
             match hashes.get(name) {
@@ -188,8 +195,8 @@ fn printable(text: &str) -> String {
 /// version is `AERO_SCHEMA_IMMUTABLE`.
 pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
     let reject = |error: AeroError| error.with_severity(Severity::Reject);
-    let bytes =
-        std::fs::read(source).map_err(|error| reject(io_error(ErrorCode::SchemaInvalid, "cannot read schema file", source, &error)))?;
+    let bytes = crate::io::read_json_file(source)
+        .map_err(|error| reject(io_error(ErrorCode::SchemaInvalid, "cannot read schema file", source, &error)))?;
     let schema = Schema::parse(&bytes).map_err(|error| reject(invalid(source, error)))?;
     let name = file_name(&schema.schema_id, &schema.schema_version);
     let target = paths.schemas.join(&name);
@@ -207,7 +214,7 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
             .detail("file", target.display().to_string()),
         ));
     }
-    match std::fs::read(&target) {
+    match crate::io::read_json_file(&target) {
         Ok(existing) if existing == bytes => return Ok((schema, false)),
         Ok(_) => {
             return Err(reject(

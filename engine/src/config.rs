@@ -70,7 +70,7 @@ fn without_current_dir(path: &Path) -> PathBuf {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<EngineConfig> {
-    let bytes = std::fs::read(path).map_err(|error| {
+    let bytes = crate::io::read_json_file(path).map_err(|error| {
         AeroError::new(ErrorCode::ConfigInvalid, format!("cannot read config file {}: {error}", path.display()))
             .detail("file", path.display().to_string())
     })?;

@@ -152,7 +152,7 @@ impl ShutdownState {
     }
 
     fn read(path: &Path) -> Result<ShutdownState> {
-        let bytes = std::fs::read(path).map_err(|error| {
+        let bytes = crate::io::read_json_file(path).map_err(|error| {
             metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}"))
         })?;
         let value: Value =
@@ -197,7 +197,8 @@ impl Database {
         }
         let lock = take_lock(&paths)?;
         check_frozen_config(&paths, &config.values)?;
-        let manifest_bytes = std::fs::read(&paths.manifest).map_err(|error| metadata_corruption(&paths.manifest, error))?;
+        let manifest_bytes = crate::io::read_file_bounded(&paths.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)
+            .map_err(|error| metadata_corruption(&paths.manifest, error))?;
         let manifest = Manifest::decode(&manifest_bytes)
             .map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
@@ -663,7 +664,7 @@ fn take_lock(paths: &Paths) -> Result<(File, File)> {
 }
 
 fn check_frozen_config(paths: &Paths, values: &Config) -> Result<()> {
-    let bytes = std::fs::read(&paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
+    let bytes = crate::io::read_json_file(&paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
     let frozen = Config::parse(&bytes).map_err(|error| metadata_corruption(&paths.frozen_config, error.message))?;
     if let Some((field, old, new)) = values.first_difference(&frozen) {
         return Err(AeroError::new(

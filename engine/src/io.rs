@@ -14,6 +14,35 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Reads a whole file of at most `size_max` bytes. The file is opened
+/// without blocking and must be a regular file: a FIFO, a device or a
+/// folder in its place is refused at once (never waited on, never read
+/// without end), and so is a file over `size_max` (checked before reading,
+/// and again while reading in case it grows).
+pub fn read_file_bounded(path: &Path, size_max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    if metadata.len() > size_max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} bytes, over the limit of {size_max}", metadata.len())));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(size_max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > size_max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("more than {size_max} bytes, over the limit")));
+    }
+    Ok(bytes)
+}
+
+/// Reads a JSON file AeroDB reads (config, schema, metadata) under
+/// `JSON_FILE_SIZE_MAX_BYTES`.
+pub fn read_json_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_file_bounded(path, aerodb_format::JSON_FILE_SIZE_MAX_BYTES)
+}
+
 /// The operations the WAL needs from its file.
 pub trait WalFile: Send {
     /// Current length in bytes.

@@ -78,7 +78,15 @@ impl Config {
             }
         }
         let data_dir = match object.get("data_dir") {
-            Some(Value::String(path)) if !path.is_empty() && !path.contains('\0') => path.clone(),
+            Some(Value::String(path)) if !path.trim().is_empty() && path.trim() == path && !path.contains('\0') => path.clone(),
+            // A blank or whitespace-padded path is almost surely a typo, and
+            // would make a folder named by blanks: refused.
+            Some(Value::String(path)) if path.trim().is_empty() => {
+                return Err(invalid("data_dir", "data_dir must be a non-empty path (not only blanks)"))
+            }
+            Some(Value::String(path)) if path.trim() != path => {
+                return Err(invalid("data_dir", "data_dir must not begin or end with blanks"))
+            }
             Some(Value::String(_)) => return Err(invalid("data_dir", "data_dir must be a non-empty path")),
             Some(other) => return Err(invalid("data_dir", format!("data_dir must be a string, found {}", type_name(other)))),
             None => return Err(invalid("data_dir", "data_dir is required")),
@@ -158,6 +166,9 @@ mod tests {
             ("{}", ConfigErrorKind::Invalid, "data_dir"),
             (r#"{"data_dir": 5}"#, ConfigErrorKind::Invalid, "data_dir"),
             (r#"{"data_dir": ""}"#, ConfigErrorKind::Invalid, "data_dir"),
+            (r#"{"data_dir": "   "}"#, ConfigErrorKind::Invalid, "data_dir"),
+            (r#"{"data_dir": " ./data"}"#, ConfigErrorKind::Invalid, "data_dir"),
+            (r#"{"data_dir": "./data\n"}"#, ConfigErrorKind::Invalid, "data_dir"),
             (r#"{"data_dir": "d", "extra": 1}"#, ConfigErrorKind::Invalid, "extra"),
             (r#"{"data_dir": "d", "wal_sync_mode": "none"}"#, ConfigErrorKind::Unsafe, "wal_sync_mode"),
             (r#"{"data_dir": "d", "wal_sync_mode": 1}"#, ConfigErrorKind::Invalid, "wal_sync_mode"),

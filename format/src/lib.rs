@@ -37,6 +37,11 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest encoded document record accepted (1 MiB).
 pub const DOC_SIZE_MAX_BYTES: usize = 1024 * 1024;
 
+/// Largest JSON file AeroDB reads (a config, a schema, `metadata/*.json`):
+/// every file is size-checked before it is read, by the engine and the
+/// tools alike.
+pub const JSON_FILE_SIZE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Deepest nesting of objects and arrays accepted in a document or schema.
 pub const JSON_DEPTH_MAX: usize = 32;
 

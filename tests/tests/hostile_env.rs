@@ -102,3 +102,49 @@ fn deleting_the_lock_file_does_not_let_a_second_process_in() {
     assert_eq!(lines[1]["data"], serde_json::json!([]));
     assert_eq!(lines[2]["data"][0]["name"], "carol");
 }
+
+#[test]
+fn special_and_oversized_files_are_refused_at_once() {
+    let sandbox = Sandbox::with_user_schema();
+    let started = std::time::Instant::now();
+    // A config that is a device: refused, never read without end.
+    let output = Command::new(binary("aerodb")).args(["query", "--config", "/dev/zero"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("AERO_CONFIG_INVALID"));
+    // `schema add` of a device.
+    let output = sandbox.aerodb(&["schema", "add", "/dev/zero"], "");
+    assert_eq!(responses_code(&output), "AERO_SCHEMA_INVALID");
+    // A FIFO in place of metadata/state.json after a clean shutdown:
+    // refused at boot, not waited on.
+    assert!(sandbox.aerodb(&["query"], "").status.success());
+    assert!(sandbox.data().join("clean_shutdown").exists());
+    let state = sandbox.data().join("metadata/state.json");
+    let saved = std::fs::read(&state).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let fifo = std::ffi::CString::new(state.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let output = sandbox.aerodb(&["query"], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::remove_file(&state).unwrap();
+    std::fs::write(&state, saved).unwrap();
+    // A sparse 3 GiB MANIFEST is refused by its size, not read.
+    let manifest = sandbox.data().join("MANIFEST");
+    let original = std::fs::read(&manifest).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&manifest).unwrap().set_len(3 << 30).unwrap();
+    let output = sandbox.aerodb(&["query"], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("AERO_METADATA_CORRUPTION"), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(&manifest, original).unwrap();
+    // A blank data_dir.
+    sandbox.write_config(r#"{"data_dir": "   "}"#);
+    let output = sandbox.aerodb(&["init"], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!sandbox.path().join("   ").exists());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "nothing blocked");
+}
+
+fn responses_code(output: &std::process::Output) -> String {
+    let lines = aerodb_tests::responses(output);
+    lines.first().and_then(|line| line["code"].as_str()).unwrap_or_default().to_string()
+}

@@ -14,8 +14,9 @@ use std::path::Path;
 /// Files at least this large are mapped instead of read (when allowed).
 pub const MAP_THRESHOLD_BYTES: u64 = 1024 * 1024;
 
-/// Largest JSON metadata file read (config, schema, hashes, state, directory).
-pub const JSON_FILE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest JSON metadata file read (config, schema, hashes, state,
+/// directory): the engine's limit, so the two agree.
+pub const JSON_FILE_MAX_BYTES: u64 = aerodb_format::JSON_FILE_SIZE_MAX_BYTES;
 
 /// The bytes of one file, owned or mapped.
 pub enum FileBytes {
@@ -57,6 +58,8 @@ pub fn load(path: &Path, allow_map: bool) -> std::io::Result<FileBytes> {
 pub enum SmallFileError {
     Missing,
     TooLarge(u64),
+    /// A FIFO, device or folder where a file should be.
+    NotRegular,
     Io(std::io::Error),
 }
 
@@ -67,6 +70,7 @@ impl std::fmt::Display for SmallFileError {
             SmallFileError::TooLarge(length) => {
                 write!(f, "file is {length} bytes, more than the {JSON_FILE_MAX_BYTES} a metadata file may hold")
             }
+            SmallFileError::NotRegular => write!(f, "not a regular file"),
             SmallFileError::Io(error) => write!(f, "cannot read: {error}"),
         }
     }
@@ -74,12 +78,18 @@ impl std::fmt::Display for SmallFileError {
 
 /// Reads a metadata file of at most [`JSON_FILE_MAX_BYTES`].
 pub fn read_small(path: &Path) -> Result<Vec<u8>, SmallFileError> {
-    let file = match File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Without blocking: a FIFO in place of a file is refused, not waited on.
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(SmallFileError::Missing),
         Err(error) => return Err(SmallFileError::Io(error)),
     };
-    let length = file.metadata().map_err(SmallFileError::Io)?.len();
+    let metadata = file.metadata().map_err(SmallFileError::Io)?;
+    if !metadata.is_file() {
+        return Err(SmallFileError::NotRegular);
+    }
+    let length = metadata.len();
     if length > JSON_FILE_MAX_BYTES {
         return Err(SmallFileError::TooLarge(length));
     }
