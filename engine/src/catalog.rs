@@ -50,10 +50,11 @@ pub fn parse_schema_file(path: &Path, bytes: &[u8]) -> Result<Schema> {
     Ok(schema)
 }
 
-fn read_hashes(paths: &Paths) -> Result<BTreeMap<String, String>> {
+/// The recorded hashes; `None` when the file is missing.
+fn read_hashes(paths: &Paths) -> Result<Option<BTreeMap<String, String>>> {
     let bytes = match crate::io::read_json_file(&paths.schema_hashes) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &paths.schema_hashes, &error)),
     };
     let corrupt = |reason: &str| {
@@ -72,7 +73,20 @@ fn read_hashes(paths: &Paths) -> Result<BTreeMap<String, String>> {
             _ => return Err(corrupt("a hash is not 64 lowercase hex digits")),
         }
     }
-    Ok(hashes)
+    Ok(Some(hashes))
+}
+
+/// `init` writes the hashes file; without it an edited schema file would be
+/// trusted again, so a missing file while schema files exist is corruption.
+fn hashes_lost(paths: &Paths, schema_file_names: &[String]) -> Result<()> {
+    if schema_file_names.iter().any(|name| !name.starts_with('.')) {
+        return Err(AeroError::new(
+            ErrorCode::MetadataCorruption,
+            format!("{} is missing while schema files exist: their recorded hashes are lost", paths.schema_hashes.display()),
+        )
+        .detail("file", paths.schema_hashes.display().to_string()));
+    }
+    Ok(())
 }
 
 /// The bytes of `metadata/schema_hashes.json` for `hashes`.
@@ -86,7 +100,7 @@ pub fn hashes_json(hashes: &BTreeMap<String, String>) -> String {
 impl Catalog {
     /// Loads every schema file, checking and recording content hashes.
     pub fn load(paths: &Paths) -> Result<Catalog> {
-        let mut hashes = read_hashes(paths)?;
+        let recorded = read_hashes(paths)?;
         let mut changed = false;
         let mut catalog = Catalog::default();
         let mut names = Vec::new();
@@ -97,6 +111,14 @@ impl Catalog {
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
         names.sort();
+        let mut hashes = match recorded {
+            Some(hashes) => hashes,
+            None => {
+                hashes_lost(paths, &names)?;
+                changed = true;
+                BTreeMap::new()
+            }
+        };
         for name in names.iter().filter(|name| !name.starts_with('.')) {
             let path = paths.schemas.join(name);
             if !name.ends_with(".json") {
@@ -200,7 +222,17 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
     let schema = Schema::parse(&bytes).map_err(|error| reject(invalid(source, error)))?;
     let name = file_name(&schema.schema_id, &schema.schema_version);
     let target = paths.schemas.join(&name);
-    let mut hashes = read_hashes(paths)?;
+    let mut hashes = match read_hashes(paths)? {
+        Some(hashes) => hashes,
+        None => {
+            let names: Vec<String> = std::fs::read_dir(&paths.schemas)
+                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.file_name().to_string_lossy().into_owned()))
+                .collect();
+            hashes_lost(paths, &names)?;
+            BTreeMap::new()
+        }
+    };
     let hash = sha256_hex(&bytes);
     if hashes.get(&name).is_some_and(|recorded| *recorded != hash) {
         return Err(reject(

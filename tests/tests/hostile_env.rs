@@ -148,3 +148,27 @@ fn responses_code(output: &std::process::Output) -> String {
     let lines = aerodb_tests::responses(output);
     lines.first().and_then(|line| line["code"].as_str()).unwrap_or_default().to_string()
 }
+
+#[test]
+fn a_deleted_schema_hashes_file_is_corruption_not_a_fresh_start() {
+    let sandbox = Sandbox::with_user_schema();
+    assert!(sandbox.aerodb(&["query"], &insert_user("1", "alice", 30)).status.success());
+    let hashes = sandbox.data().join("metadata/schema_hashes.json");
+    std::fs::remove_file(&hashes).unwrap();
+    // An edited schema file must not be trusted again.
+    let schema = sandbox.data().join("metadata/schemas/user_v1.json");
+    let edited = std::fs::read_to_string(&schema).unwrap().replace("\"age\"", "\"age\" ");
+    std::fs::write(&schema, edited).unwrap();
+    for _ in 0..2 {
+        let output = sandbox.aerodb(&["query"], "");
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("AERO_METADATA_CORRUPTION"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!hashes.exists(), "the boot does not re-create the file");
+    }
+    let output = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "verify agrees: {}", String::from_utf8_lossy(&output.stdout));
+}
