@@ -77,24 +77,48 @@ pub struct Database {
 pub fn init(config_path: &Path) -> Result<()> {
     let config = config::load(config_path)?;
     let root = &config.paths.root;
+    let exists = || {
+        AeroError::new(ErrorCode::StorageExists, format!("{} already exists; init never touches an existing directory", root.display()))
+            .detail("data_dir", root.display().to_string())
+    };
     if std::fs::symlink_metadata(root).is_ok() {
-        return Err(AeroError::new(
-            ErrorCode::StorageExists,
-            format!("{} already exists; init never touches an existing directory", root.display()),
-        )
-        .detail("data_dir", root.display().to_string()));
+        return Err(exists());
     }
-    // Build the tree beside its final place, then rename it in one step.
+    // Build the tree beside its final place under a name no other process
+    // uses (so concurrent inits never share or delete each other's tree, and
+    // nothing that already exists is ever removed), then rename it into
+    // place in one step that refuses to replace anything: of several
+    // concurrent inits exactly one succeeds.
     let name = root.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
     let parent = root.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let staging = parent.join(format!(".{name}.init"));
-    let _ = std::fs::remove_dir_all(&staging);
     let io = |path: &Path, error: std::io::Error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error);
+    let database_id = random_database_id().map_err(|error| io(Path::new("/dev/urandom"), error))?;
+    let tag: String = database_id[..6].iter().map(|byte| format!("{byte:02x}")).collect();
+    let staging = parent.join(format!(".{name}.init-{}-{tag}", std::process::id()));
     let paths = Paths::new(staging.clone());
+    let result = build_database_tree(&paths, &config, database_id).and_then(|()| {
+        fileio::rename_no_replace(&staging, root).map_err(|error| match error.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
+            _ => io(root, error),
+        })
+    });
+    if let Err(error) = result {
+        // Only the tree this process made is removed.
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(error);
+    }
+    fileio::sync_dir(parent).map_err(|error| io(parent, error))?;
+    log::info("lifecycle", "initialized", &[("data_dir", root.display().to_string().into())]);
+    Ok(())
+}
+
+/// Creates every folder and file of a new database under `paths.root`
+/// (which must not exist yet) and syncs them.
+fn build_database_tree(paths: &Paths, config: &config::EngineConfig, database_id: [u8; 16]) -> Result<()> {
+    let io = |path: &Path, error: std::io::Error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error);
     for folder in [&paths.root, &paths.wal_dir, &paths.data, &paths.indexes, &paths.metadata, &paths.schemas] {
         fileio::create_private_dir(folder).map_err(|error| io(folder, error))?;
     }
-    let database_id = random_database_id().map_err(|error| io(Path::new("/dev/urandom"), error))?;
     let files: [(&Path, Vec<u8>); 5] = [
         (&paths.manifest, Manifest::new(database_id).encode().to_vec()),
         (&paths.lock, Vec::new()),
@@ -108,9 +132,6 @@ pub fn init(config_path: &Path) -> Result<()> {
     for folder in [&paths.wal_dir, &paths.data, &paths.indexes, &paths.schemas, &paths.metadata, &paths.root] {
         fileio::sync_dir(folder).map_err(|error| io(folder, error))?;
     }
-    std::fs::rename(&staging, root).map_err(|error| io(root, error))?;
-    fileio::sync_dir(parent).map_err(|error| io(parent, error))?;
-    log::info("lifecycle", "initialized", &[("data_dir", root.display().to_string().into())]);
     Ok(())
 }
 

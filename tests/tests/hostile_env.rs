@@ -172,3 +172,36 @@ fn a_deleted_schema_hashes_file_is_corruption_not_a_fresh_start() {
     let output = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "verify agrees: {}", String::from_utf8_lossy(&output.stdout));
 }
+
+#[test]
+fn concurrent_inits_give_exactly_one_database() {
+    for round in 0..30 {
+        let sandbox = Sandbox::new();
+        // A folder of the user's that happens to look like a staging name.
+        std::fs::create_dir(sandbox.path().join(".data.init")).unwrap();
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                Command::new(binary("aerodb"))
+                    .args(["init", "--config"])
+                    .arg(sandbox.config())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<_> = children.into_iter().map(|child| child.wait_with_output().unwrap()).collect();
+        let succeeded = outputs.iter().filter(|output| output.status.code() == Some(0)).count();
+        assert_eq!(succeeded, 1, "round {round}: {outputs:?}");
+        for output in outputs.iter().filter(|output| output.status.code() != Some(0)) {
+            assert_eq!(output.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&output.stderr).contains("AERO_STORAGE_EXISTS"), "round {round}: {output:?}");
+        }
+        let mut left: Vec<String> =
+            std::fs::read_dir(sandbox.path()).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, vec![".data.init", "aerodb.json", "data"], "round {round}: nothing else left behind");
+        let output = sandbox.aerodb(&["query"], "");
+        assert_eq!(output.status.code(), Some(0), "round {round}: the database opens: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
