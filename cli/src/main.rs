@@ -114,12 +114,8 @@ fn schema_add(cli: &Cli, file: &Path) -> u8 {
         Ok(config) => config,
         Err(error) => return report_fatal(&error),
     };
-    if !config.paths.manifest.exists() {
-        let error = AeroError::new(
-            ErrorCode::StorageUninitialized,
-            format!("no database at {} (run `aerodb init` first)", config.paths.root.display()),
-        );
-        return report_fatal(&error);
+    if let Err(error) = aerodb_engine::db::check_initialized(&config.paths) {
+        return report_fatal(&error.with_severity(aerodb_engine::Severity::Fatal));
     }
     match catalog::install(&config.paths, file) {
         Ok((schema, installed)) => {

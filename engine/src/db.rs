@@ -135,6 +135,31 @@ fn build_database_tree(paths: &Paths, config: &config::EngineConfig, database_id
     Ok(())
 }
 
+/// Checks that `paths.root` holds a database: a missing folder or MANIFEST
+/// is `AERO_STORAGE_UNINITIALIZED`; a folder the process may not read
+/// (another owner's 0700 folder) is `AERO_STORAGE_IO_ERROR` naming the
+/// permission problem, never "run aerodb init first".
+pub fn check_initialized(paths: &Paths) -> Result<()> {
+    let uninitialized = |why: &str| {
+        AeroError::new(ErrorCode::StorageUninitialized, format!("no database at {} ({why}; run `aerodb init` first)", paths.root.display()))
+            .detail("data_dir", paths.root.display().to_string())
+    };
+    for (path, is_folder) in [(&paths.root, true), (&paths.manifest, false)] {
+        match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_dir() == is_folder => {}
+            Ok(_) if is_folder => return Err(uninitialized("it is not a folder")),
+            Ok(_) => return Err(uninitialized("MANIFEST is not a file")),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(uninitialized(if is_folder { "the folder does not exist" } else { "it has no MANIFEST" }))
+            }
+            Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot access", path, &error)),
+        }
+    }
+    // Listing the folder proves the process may enter it.
+    std::fs::read_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &paths.root, &error))?;
+    Ok(())
+}
+
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let file = fileio::create_new_private(path)?;
@@ -209,13 +234,7 @@ impl Database {
         lifecycle.enter(State::Initializing);
         let config = config::load(config_path)?;
         let paths = config.paths.clone();
-        if !paths.root.is_dir() || !paths.manifest.exists() {
-            return Err(AeroError::new(
-                ErrorCode::StorageUninitialized,
-                format!("no database at {} (run `aerodb init` first)", paths.root.display()),
-            )
-            .detail("data_dir", paths.root.display().to_string()));
-        }
+        check_initialized(&paths)?;
         let lock = take_lock(&paths)?;
         check_frozen_config(&paths, &config.values)?;
         let manifest_bytes = crate::io::read_file_bounded(&paths.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)

@@ -205,3 +205,36 @@ fn concurrent_inits_give_exactly_one_database() {
         assert_eq!(output.status.code(), Some(0), "round {round}: the database opens: {}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+#[test]
+fn a_database_the_process_may_not_read_is_a_permission_error_not_uninitialized() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::with_user_schema();
+    // The data directory stays owner-only (0700, root's); the config is
+    // readable by anyone, and the sandbox folder may be entered.
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(sandbox.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let output = if is_root {
+        // Run as the unprivileged user "nobody" (65534).
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(binary("aerodb"))
+            .args(["query", "--config"])
+            .arg(sandbox.config())
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv runs")
+    } else {
+        // Not root: take the permission away from ourselves instead.
+        std::fs::set_permissions(sandbox.data(), std::fs::Permissions::from_mode(0o000)).unwrap();
+        let output =
+            Command::new(binary("aerodb")).args(["query", "--config"]).arg(sandbox.config()).stdin(Stdio::null()).output().unwrap();
+        std::fs::set_permissions(sandbox.data(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        output
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("AERO_STORAGE_IO_ERROR") && stderr.contains("ermission denied"), "{stderr}");
+    assert!(!stderr.contains("AERO_STORAGE_UNINITIALIZED"), "{stderr}");
+}
