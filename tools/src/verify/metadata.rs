@@ -197,13 +197,26 @@ pub fn check_state(database: &Database, clean: bool, expected: &StateExpectation
     let bytes = match read_small(&database.path(STATE_FILE)) {
         Ok(bytes) => bytes,
         Err(SmallFileError::Missing) if !clean => return,
+        // After a crash the boot does not read the state file (BOOT.md), so a
+        // damaged one is worth a warning, not a problem: the engine serves.
+        Err(error) if !clean => {
+            report.warning(
+                location,
+                format!("state file cannot be read ({error}); unused after a crash, rewritten at the next clean shutdown"),
+            );
+            return;
+        }
         Err(error) => {
             report.problem(location, format!("state file (needed after a clean shutdown): {error}"));
             return;
         }
     };
     let Ok(Value::Object(state)) = serde_json::from_slice::<Value>(&bytes) else {
-        report.problem(location, "state file is not a JSON object");
+        if clean {
+            report.problem(location, "state file is not a JSON object");
+        } else {
+            report.warning(location, "state file is not a JSON object; unused after a crash, rewritten at the next clean shutdown");
+        }
         return;
     };
     for key in state.keys() {

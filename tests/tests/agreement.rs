@@ -1,0 +1,48 @@
+//! The engine and aerodb-verify agree on what a valid database is: for a
+//! damaged database, the boot fails exactly when verify reports a problem
+//! (docs/TOOLS.md). Each case damages a copy of a database left by a crash
+//! or a clean shutdown and runs both.
+
+use std::process::Command;
+
+use aerodb_tests::{binary, insert_user, Sandbox};
+
+/// (boot succeeded, verify exit code)
+fn boot_and_verify(sandbox: &Sandbox) -> (bool, i32) {
+    let verify = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).output().unwrap();
+    let boot = sandbox.aerodb(&["query"], "");
+    (boot.status.success(), verify.status.code().unwrap_or(-1))
+}
+
+fn crashed_database() -> Sandbox {
+    let sandbox = Sandbox::with_user_schema();
+    let mut server = sandbox.start(&[]);
+    for id in 0..20 {
+        assert_eq!(server.request(&insert_user(&id.to_string(), "someone", 30)).unwrap()["status"], "ok");
+    }
+    server.kill();
+    assert!(!sandbox.data().join("clean_shutdown").exists());
+    sandbox
+}
+
+#[test]
+fn an_unreadable_state_file_after_a_crash_serves_and_verifies_with_a_warning() {
+    let sandbox = crashed_database();
+    std::fs::write(sandbox.data().join("metadata/state.json"), b"\x00garbage").unwrap();
+    let verify = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).output().unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("WARNING metadata/state.json"), "{}", String::from_utf8_lossy(&verify.stdout));
+    // Verify first (the boot below rewrites nothing it reads), then the boot.
+    let (booted, _) = boot_and_verify(&sandbox);
+    assert!(booted);
+}
+
+#[test]
+fn an_unreadable_state_file_after_a_clean_shutdown_is_refused_by_both() {
+    let sandbox = Sandbox::with_user_schema();
+    assert!(sandbox.aerodb(&["query"], &insert_user("1", "alice", 30)).status.success());
+    std::fs::write(sandbox.data().join("metadata/state.json"), b"\x00garbage").unwrap();
+    let (booted, verify) = boot_and_verify(&sandbox);
+    assert!(!booted);
+    assert_eq!(verify, 1);
+}
