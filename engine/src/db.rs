@@ -739,7 +739,19 @@ fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<(
     Ok(())
 }
 
+/// Empties `indexes/` for the rebuild. The folder holds derived data only:
+/// if it is missing it is made again (and the boot says so), never a
+/// reason to refuse the database.
 fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
+    if let Err(error) = std::fs::symlink_metadata(&paths.indexes) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            return Err(io_error(ErrorCode::StorageIoError, "cannot access", &paths.indexes, &error));
+        }
+        fileio::create_private_dir(&paths.indexes)
+            .and_then(|()| fileio::sync_dir(&paths.root))
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", &paths.indexes, &error))?;
+        log::warn("recovery", "index_folder_recreated", &[("folder", paths.indexes.display().to_string().into())]);
+    }
     let entries =
         std::fs::read_dir(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
     for entry in entries {

@@ -46,3 +46,16 @@ fn an_unreadable_state_file_after_a_clean_shutdown_is_refused_by_both() {
     assert!(!booted);
     assert_eq!(verify, 1);
 }
+
+#[test]
+fn a_deleted_index_folder_is_derived_data_rebuilt_at_boot() {
+    let sandbox = crashed_database();
+    std::fs::remove_dir_all(sandbox.data().join("indexes")).unwrap();
+    let verify = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).output().unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    let output = sandbox.aerodb(&["query"], &aerodb_tests::find_user("7"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("index_folder_recreated"));
+    assert_eq!(aerodb_tests::responses(&output)[0]["data"][0]["_id"], "7");
+    assert!(sandbox.data().join("indexes").is_dir());
+}
