@@ -59,3 +59,22 @@ fn a_deleted_index_folder_is_derived_data_rebuilt_at_boot() {
     assert_eq!(aerodb_tests::responses(&output)[0]["data"][0]["_id"], "7");
     assert!(sandbox.data().join("indexes").is_dir());
 }
+
+#[test]
+fn a_gap_in_the_segment_numbering_or_a_stray_file_is_refused_by_both() {
+    for damage in ["gap", "stray"] {
+        let sandbox = Sandbox::with_user_schema();
+        assert!(sandbox.aerodb(&["query"], &insert_user("1", "alice", 30)).status.success());
+        let folder = sandbox.data().join("data");
+        match damage {
+            "gap" => {
+                let file = std::fs::File::create(folder.join("segment-000009.seg")).unwrap();
+                file.set_len(4 << 20).unwrap();
+            }
+            _ => std::fs::write(folder.join("notes.txt"), b"hello").unwrap(),
+        }
+        let (booted, verify) = boot_and_verify(&sandbox);
+        assert!(!booted, "{damage}: the engine refuses");
+        assert_eq!(verify, 1, "{damage}: verify reports a problem");
+    }
+}

@@ -152,11 +152,23 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
     if !space.folder_exists {
         report.problem(Location::file(space.dir_name), "the document segment folder is missing");
     }
+    // The engine opens the document segments as one numbered run and refuses
+    // anything else in the folder: so does verify (the two agree).
     for name in &space.stray_files {
-        report.note(Location::file(name), "not a segment file; ignored");
+        report.problem(Location::file(name), "not a segment file: the engine refuses a document folder holding other files");
     }
     for (name, reason) in &space.unreadable {
         report.problem(Location::file(name), format!("segment file cannot be read: {reason}"));
+    }
+    // A gap below the highest segment present is refused by the engine even
+    // when the WAL could rewrite the missing pages; missing segments past the
+    // highest one present are made again by replay after a crash.
+    let last_present = space.segments.keys().next_back().copied();
+    if let Some(last) = last_present {
+        for index in (0..last).filter(|index| !space.segments.contains_key(index)) {
+            let name = space.file_of(PageNo(index * aerodb_format::SEGMENT_PAGES));
+            report.problem(Location::file(&name), format!("segment file is missing: a gap in the numbering before segment {last}"));
+        }
     }
     for segment in space.segments.values() {
         report.count("document_segments", 1);
@@ -168,7 +180,7 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
     }
     let mut missing: BTreeMap<u64, Vec<PageNo>> = BTreeMap::new();
     for page_no in wal.last_images.keys() {
-        if !space.segments.contains_key(&page_no.segment()) {
+        if !space.segments.contains_key(&page_no.segment()) && last_present.is_none_or(|last| page_no.segment() > last) {
             missing.entry(page_no.segment()).or_default().push(*page_no);
         }
     }
