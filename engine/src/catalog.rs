@@ -158,6 +158,18 @@ impl Catalog {
             }
             catalog.schemas.entry(schema.schema_id.clone()).or_default().insert(schema.schema_version.clone(), Arc::new(schema));
         }
+        // A schema version, once recorded, never goes away: a recorded hash
+        // whose file is missing means the file was deleted (or the hashes
+        // file damaged), and the boot refuses rather than guess (verify
+        // reports the same problem).
+        if let Some(name) = hashes.keys().find(|name| !names.contains(name)) {
+            let path = paths.schemas.join(name);
+            return Err(AeroError::new(
+                ErrorCode::RecoverySchemaMissing,
+                format!("schema file {} is missing, but {} records its hash", path.display(), paths.schema_hashes.display()),
+            )
+            .detail("file", path.display().to_string()));
+        }
         if changed {
             write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes())
                 .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;

@@ -20,8 +20,9 @@
 //!
 //! The sample keeps this file near a minute in debug builds on two cores.
 //! `AERODB_FLIP_ALL=1` flips every byte of every file instead (long).
-//! When `target/<profile>/aerodb-verify` exists, a sample of the refused
-//! cases is also checked with it: it must report problems (exit 1).
+//! When `target/<profile>/aerodb-verify` exists, a sample of the tries (one
+//! in seven) is also checked with it, and the two must agree: a refused boot
+//! ⇔ verify reports a problem (exit 1); a served database ⇔ verify exit 0.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -326,6 +327,17 @@ fn run_tries(fixture: &Fixture, tries: &[Try], expect: Expect, scenario: &str, t
                         report["pages_rewritten"].as_u64().unwrap_or(0) >= 1,
                         "{context}: the damaged page was not rewritten by replay: {report}"
                     );
+                }
+                // The engine and verify agree: a database the boot serves
+                // has no problem in verify's report (notes and warnings only).
+                if let Some(verify_output) = verify_status {
+                    assert_eq!(
+                        verify_output.status.code(),
+                        Some(0),
+                        "{context}: the engine served but aerodb-verify reported a problem: {}",
+                        describe(&verify_output)
+                    );
+                    tally.verify_checked += 1;
                 }
                 tally.served += 1;
                 if expect == Expect::Either && tally.served_examples.len() < 8 {
