@@ -162,9 +162,12 @@ fn spawn_reader(sender: mpsc::SyncSender<Message>) {
 }
 
 fn spawn_signal_listener(sender: mpsc::SyncSender<Message>) -> std::io::Result<()> {
-    // SIGHUP (the terminal closed) ends the server like SIGTERM.
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    // Every signal a terminal sends to end a program ends the server with a
+    // graceful shutdown: SIGINT (Ctrl-C), SIGQUIT (Ctrl-\), SIGHUP (the
+    // terminal closed), and SIGTERM. (SIGPIPE is ignored by the Rust runtime:
+    // a closed stdout is a write error, handled where it is written.)
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             let _ = sender.send(Message::Signal(signal));

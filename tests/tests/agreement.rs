@@ -78,3 +78,19 @@ fn a_gap_in_the_segment_numbering_or_a_stray_file_is_refused_by_both() {
         assert_eq!(verify, 1, "{damage}: verify reports a problem");
     }
 }
+
+#[test]
+fn a_schema_file_over_the_size_limit_is_refused_by_schema_add_boot_and_verify() {
+    let sandbox = Sandbox::with_user_schema();
+    let padding = " ".repeat(17 << 20);
+    let text = format!(r#"{{"schema_id":"big","schema_version":"v1","fields":{{"_id":{{"type":"int"}}}},"indexes":[]{padding}}}"#);
+    let file = sandbox.path().join("big.json");
+    std::fs::write(&file, &text).unwrap();
+    let output = sandbox.aerodb(&["schema", "add", file.to_str().unwrap()], "");
+    assert_eq!(aerodb_tests::responses(&output)[0]["code"], "AERO_SCHEMA_INVALID");
+    // Put in place by hand: the boot and verify refuse it alike.
+    std::fs::write(sandbox.data().join("metadata/schemas/big_v1.json"), &text).unwrap();
+    let (booted, verify) = boot_and_verify(&sandbox);
+    assert!(!booted);
+    assert_eq!(verify, 1);
+}

@@ -82,6 +82,11 @@ fn sighup_shuts_down_gracefully() {
 }
 
 #[test]
+fn sigquit_shuts_down_gracefully() {
+    graceful_on_signal(libc::SIGQUIT, "SIGQUIT");
+}
+
+#[test]
 fn sigint_shuts_down_gracefully() {
     graceful_on_signal(libc::SIGINT, "SIGINT");
 }
