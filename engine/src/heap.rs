@@ -85,9 +85,9 @@ impl Heap {
     }
 
     fn plan_page<'p>(&self, plan: &'p mut PagePlan, page_no: PageNo) -> Result<&'p mut PageBytes> {
-        if !plan.pages.contains_key(&page_no) {
+        if let std::collections::btree_map::Entry::Vacant(e) = plan.pages.entry(page_no) {
             let copy = Box::new(*self.checked_page(page_no)?);
-            plan.pages.insert(page_no, copy);
+            e.insert(copy);
         }
         match plan.pages.get_mut(&page_no) {
             Some(page) => Ok(page),

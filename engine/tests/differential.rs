@@ -120,7 +120,7 @@ impl Literal {
             // An integer for a float field only when an f64 holds it exactly.
             (Ty::Float, Literal::Int(int)) => {
                 let float = *int as f64;
-                (float >= -9223372036854775808.0 && float < 9223372036854775808.0 && float as i64 == *int).then_some(Scalar::Float(float))
+                ((-9223372036854775808.0..9223372036854775808.0).contains(&float) && float as i64 == *int).then_some(Scalar::Float(float))
             }
             (Ty::Float, Literal::BigUnsigned(int)) => {
                 let float = *int as f64;

@@ -124,8 +124,8 @@ fn checks_run_in_the_documented_order() {
         (query(r#""filter":{},"limit":1"#), "AERO_QUERY_UNBOUNDED"),
     ];
     for (request, expected) in &cases {
-        assert_eq!(code_of(&mut db, &request, Mode::Query), *expected, "{request}");
-        assert_eq!(code_of(&mut db, &request, Mode::Explain), *expected, "{request}");
+        assert_eq!(code_of(&mut db, request, Mode::Query), *expected, "{request}");
+        assert_eq!(code_of(&mut db, request, Mode::Explain), *expected, "{request}");
     }
 }
 

@@ -276,17 +276,14 @@ fn run_tries(fixture: &Fixture, tries: &[Try], expect: Expect, scenario: &str, t
         tally.tried += 1;
         let before = evidence(&root);
         // aerodb-verify reads the damaged files before any boot touches them.
-        let verify_status = match &verify {
-            Some(binary) => Some(
-                Command::new(binary)
-                    .arg("--config")
-                    .arg(fixture.sandbox.config())
-                    .current_dir(fixture.sandbox.path())
-                    .output()
-                    .expect("run aerodb-verify"),
-            ),
-            _ => None,
-        };
+        let verify_status = verify.as_ref().map(|binary| {
+            Command::new(binary)
+                .arg("--config")
+                .arg(fixture.sandbox.config())
+                .current_dir(fixture.sandbox.path())
+                .output()
+                .expect("run aerodb-verify")
+        });
         let output = fixture.sandbox.aerodb(&["query"], &read_all_requests());
         match output.status.code() {
             Some(2) => {
