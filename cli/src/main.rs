@@ -8,7 +8,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
 
 use aerodb_engine::catalog;
 use aerodb_engine::config;
@@ -135,51 +134,137 @@ fn schema_add(cli: &Cli, file: &Path) -> u8 {
     }
 }
 
-enum Message {
-    Item(Item),
-    End,
-    Signal(i32),
-    ReadFailed(String),
+/// Bytes read from stdin per `read` call.
+const STDIN_CHUNK_BYTES: usize = 64 * 1024;
+/// Responses are gathered in a buffer of this size before they are written
+/// (and always written before the process waits for input).
+const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// stdin as the request reader's input, on the thread that runs requests.
+///
+/// Two duties make it more than a `BufReader`: before it waits for input it
+/// writes out every buffered response (so an interactive client gets each
+/// answer at once, and a pipelined stream gets its answers in large
+/// writes); and it waits with `poll` on stdin and on a self-pipe that the
+/// signal handlers write to, so SIGINT, SIGTERM, SIGHUP or SIGQUIT end the
+/// wait at once. A signal found while waiting is reported as an error of
+/// kind `Interrupted` (the caller reads which signal from `signal`).
+struct Stdin<'a> {
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    signal_pipe: &'a std::os::unix::net::UnixStream,
+    signal: &'a std::sync::atomic::AtomicUsize,
+    output: &'a mut Output,
 }
 
-/// Reads stdin on its own thread so a signal can end the wait for input.
-fn spawn_reader(sender: mpsc::SyncSender<Message>) {
-    std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        let mut reader = RequestReader::new(stdin.lock());
-        loop {
-            let message = match reader.next_item() {
-                Ok(Some(item)) => Message::Item(item),
-                Ok(None) => Message::End,
-                Err(error) => Message::ReadFailed(error.to_string()),
-            };
-            let last = !matches!(message, Message::Item(_));
-            if sender.send(message).is_err() || last {
-                return;
+/// Buffered responses on stdout.
+struct Output {
+    writer: std::io::BufWriter<std::io::Stdout>,
+    /// A write or flush failed (stdout closed or full): nothing more is written.
+    failed: bool,
+}
+
+impl Output {
+    fn write_response(&mut self, text: &str) {
+        if !self.failed && self.writer.write_all(text.as_bytes()).and_then(|()| self.writer.write_all(b"\n")).is_err() {
+            self.failed = true;
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.failed && self.writer.flush().is_err() {
+            self.failed = true;
+        }
+    }
+}
+
+impl std::io::Read for Stdin<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let available = self.fill_buf()?;
+        let length = available.len().min(out.len());
+        out[..length].copy_from_slice(&available[..length]);
+        self.consume(length);
+        Ok(length)
+    }
+}
+
+impl std::io::BufRead for Stdin<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering;
+        while self.start == self.end {
+            // About to wait: every answer so far goes out first.
+            self.output.flush();
+            if self.signal.load(Ordering::SeqCst) != 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+            }
+            let mut fds = [
+                libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.signal_pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd structures for the
+            // duration of the call.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if ready < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            if fds[1].revents != 0 || self.signal.load(Ordering::SeqCst) != 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+            }
+            if fds[0].revents == 0 {
+                continue;
+            }
+            // SAFETY: the buffer is valid for `len` bytes of writes.
+            let read = unsafe { libc::read(libc::STDIN_FILENO, self.buffer.as_mut_ptr().cast(), self.buffer.len()) };
+            if read < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.kind() == std::io::ErrorKind::Interrupted || error.kind() == std::io::ErrorKind::WouldBlock {
+                    continue;
+                }
+                return Err(error);
+            }
+            self.start = 0;
+            self.end = read as usize;
+            if read == 0 {
+                return Ok(&[]);
             }
         }
-    });
+        Ok(&self.buffer[self.start..self.end])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.start = (self.start + amount).min(self.end);
+    }
 }
 
-fn spawn_signal_listener(sender: mpsc::SyncSender<Message>) -> std::io::Result<()> {
+/// Registers the signals that end `start` with a graceful shutdown: each
+/// stores its number in `signal` and wakes the self-pipe.
+fn register_signals(signal: &std::sync::Arc<std::sync::atomic::AtomicUsize>, pipe: &std::os::unix::net::UnixStream) -> std::io::Result<()> {
     // Every signal a terminal sends to end a program ends the server with a
-    // graceful shutdown: SIGINT (Ctrl-C), SIGQUIT (Ctrl-\), SIGHUP (the
+    // graceful shutdown: SIGINT (Ctrl-C), SIGQUIT (Ctrl-\\), SIGHUP (the
     // terminal closed), and SIGTERM. (SIGPIPE is ignored by the Rust runtime:
     // a closed stdout is a write error, handled where it is written.)
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
-    std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            let _ = sender.send(Message::Signal(signal));
-        }
-    });
+    for number in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        signal_hook::flag::register_usize(number, signal.clone(), number as usize)?;
+        signal_hook::low_level::pipe::register(number, pipe.try_clone()?)?;
+    }
     Ok(())
 }
 
 fn serve(cli: &Cli, mode: Mode) -> u8 {
-    // Bounded: the reader thread parses at most one request ahead.
-    let (sender, receiver) = mpsc::sync_channel(1);
-    if let Err(error) = spawn_signal_listener(sender.clone()) {
+    let signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (signal_read, signal_write) = match std::os::unix::net::UnixStream::pair() {
+        Ok(pair) => pair,
+        Err(error) => return report_fatal(&AeroError::new(ErrorCode::InternalInvariant, format!("cannot make the signal pipe: {error}"))),
+    };
+    if let Err(error) = register_signals(&signal, &signal_write) {
         return report_fatal(&AeroError::new(ErrorCode::InternalInvariant, format!("cannot install signal handlers: {error}")));
     }
     let mut database = match Database::open(&cli.config) {
@@ -187,38 +272,55 @@ fn serve(cli: &Cli, mode: Mode) -> u8 {
         // Every boot failure stops the process: report it as FATAL.
         Err(error) => return report_fatal(&error.with_severity(aerodb_engine::Severity::Fatal)),
     };
-    spawn_reader(sender);
+    let mut output = Output { writer: std::io::BufWriter::with_capacity(STDOUT_BUFFER_BYTES, std::io::stdout()), failed: false };
     let mut failed = false;
-    loop {
-        let message = match receiver.recv() {
-            Ok(message) => message,
-            Err(_) => Message::End,
-        };
-        let response = match message {
-            Message::Item(Item::Request(request)) => database.respond(&request, mode),
-            Message::Item(Item::Malformed(error)) => error.to_json(),
-            Message::End => break,
-            Message::Signal(signal) => {
-                aerodb_engine::log::info("cli", "signal", &[("signal", signal.into())]);
+    {
+        let stdin =
+            Stdin { buffer: vec![0; STDIN_CHUNK_BYTES], start: 0, end: 0, signal_pipe: &signal_read, signal: &signal, output: &mut output };
+        let mut reader = RequestReader::new(stdin);
+        loop {
+            // A signal is acted on between two requests: the one in flight
+            // always finishes and gets its answer.
+            let pending = signal.load(std::sync::atomic::Ordering::SeqCst);
+            if pending != 0 {
+                aerodb_engine::log::info("cli", "signal", &[("signal", pending.into())]);
                 break;
             }
-            Message::ReadFailed(reason) => {
-                aerodb_engine::log::warn("cli", "stdin_read_failed", &[("reason", reason.into())]);
+            let response = match reader.next_item() {
+                Ok(Some(Item::Request(request))) => database.respond(&request, mode),
+                Ok(Some(Item::Malformed(error))) => error.to_json(),
+                Ok(None) => break,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    aerodb_engine::log::warn("cli", "stdin_read_failed", &[("reason", error.to_string().into())]);
+                    failed = true;
+                    break;
+                }
+            };
+            if response["status"] != "ok" {
+                failed = true;
+            }
+            let text = if cli.pretty { serde_json::to_string_pretty(&response) } else { serde_json::to_string(&response) };
+            let output = &mut *reader.input_mut().output;
+            match text {
+                Ok(text) => output.write_response(&text),
+                Err(_) => output.failed = true,
+            }
+            if output.failed {
+                aerodb_engine::log::warn("cli", "stdout_closed", &[]);
                 failed = true;
                 break;
             }
-        };
-        if response["status"] != "ok" {
-            failed = true;
+            if let Some(fatal) = database.fatal_error() {
+                output.flush();
+                return report_fatal(&fatal.clone());
+            }
         }
-        if !print_response(cli, &response) {
-            aerodb_engine::log::warn("cli", "stdout_closed", &[]);
-            failed = true;
-            break;
-        }
-        if let Some(fatal) = database.fatal_error() {
-            return report_fatal(&fatal.clone());
-        }
+    }
+    output.flush();
+    if output.failed && !failed {
+        aerodb_engine::log::warn("cli", "stdout_closed", &[]);
+        failed = true;
     }
     match database.shutdown() {
         Ok(()) if failed => EXIT_REQUEST_FAILED,

@@ -114,6 +114,11 @@ impl<R: BufRead> RequestReader<R> {
         }
     }
 
+    /// The input, for a caller that shares it with other work.
+    pub fn input_mut(&mut self) -> &mut R {
+        &mut self.input
+    }
+
     /// The next request or malformed item; `None` at the end of input.
     pub fn next_item(&mut self) -> std::io::Result<Option<Item>> {
         loop {

@@ -211,6 +211,29 @@ impl Model {
         Ok(())
     }
 
+    /// After a crash with writes sent but not answered: `prefixes[p]` is the
+    /// model after the first `p` unanswered writes (`prefixes[0]` is `self`).
+    /// The served documents must equal one of them exactly — the writes
+    /// present are a prefix of the unanswered ones, nothing half-present —
+    /// and the model becomes that one. Returns `p`.
+    pub fn reconcile_prefix(&mut self, served: &BTreeMap<DocKey, Value>, prefixes: &[Model]) -> Result<usize, String> {
+        if prefixes.is_empty() {
+            self.check(served)?;
+            return Ok(0);
+        }
+        let mut errors = Vec::new();
+        for (length, candidate) in prefixes.iter().enumerate() {
+            match candidate.check(served) {
+                Ok(()) => {
+                    *self = candidate.clone();
+                    return Ok(length);
+                }
+                Err(error) => errors.push(format!("after {length} of the unanswered writes: {error}")),
+            }
+        }
+        Err(format!("what is served is no prefix of the unanswered writes: {}", errors.join("; ")))
+    }
+
     /// Requires the served documents to equal the model exactly.
     pub fn check(&self, served: &BTreeMap<DocKey, Value>) -> Result<(), String> {
         self.clone().reconcile(served, &[])
