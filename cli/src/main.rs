@@ -214,7 +214,13 @@ impl std::io::BufRead for Stdin<'_> {
                 }
                 return Err(error);
             }
-            if fds[1].revents != 0 || self.signal.load(Ordering::SeqCst) != 0 {
+            if fds[1].revents != 0 {
+                // Drain the wake-up bytes (the pipe is non-blocking), so a
+                // wake-up never leaves the pipe readable for ever.
+                let mut drain = [0u8; 64];
+                while matches!(std::io::Read::read(&mut &*self.signal_pipe, &mut drain), Ok(length) if length > 0) {}
+            }
+            if self.signal.load(Ordering::SeqCst) != 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
             }
             if fds[0].revents == 0 {
@@ -264,7 +270,7 @@ fn serve(cli: &Cli, mode: Mode) -> u8 {
         Ok(pair) => pair,
         Err(error) => return report_fatal(&AeroError::new(ErrorCode::InternalInvariant, format!("cannot make the signal pipe: {error}"))),
     };
-    if let Err(error) = register_signals(&signal, &signal_write) {
+    if let Err(error) = signal_read.set_nonblocking(true).and_then(|()| register_signals(&signal, &signal_write)) {
         return report_fatal(&AeroError::new(ErrorCode::InternalInvariant, format!("cannot install signal handlers: {error}")));
     }
     let mut database = match Database::open(&cli.config) {
