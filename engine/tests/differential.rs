@@ -402,6 +402,22 @@ impl Collection {
         json!({"status": "ok", "data": data})
     }
 
+    /// The documented answer to an insert or update of `spec`, applied to
+    /// the oracle when it succeeds: validation first, then the `_id` check
+    /// (an insert needs a new `_id`, an update an existing one).
+    fn write(&mut self, op: &str, spec: &DocumentSpec) -> Value {
+        let Some(body) = spec.stored(self) else { return error("AERO_SCHEMA_VALIDATION_FAILED") };
+        let id = self.id_of(&body);
+        match (op, self.documents.contains_key(&id)) {
+            ("insert", true) => error("AERO_WRITE_DUPLICATE_ID"),
+            ("update", false) => error("AERO_WRITE_NOT_FOUND"),
+            _ => {
+                self.documents.insert(id, body);
+                json!({"status": "ok", "data": []})
+            }
+        }
+    }
+
     fn id_of(&self, document: &Map<String, Value>) -> Id {
         match (self.id_ty, document.get("_id")) {
             (Ty::Int, Some(Value::Number(number))) => Id::Int(number.as_i64().unwrap()),
@@ -777,43 +793,16 @@ fn run_stream(seed: u64, operations: u64, tally: &mut Tally) {
         let (request, expected) = {
             let collection = &oracle[which];
             match roll {
-                0..=349 => {
+                0..=479 => {
+                    let op = if roll < 350 { "insert" } else { "update" };
                     let id = random_id(&mut rng, collection, &pools);
                     let spec = random_document(&mut rng, collection, &pools, id);
                     let request = format!(
-                        r#"{{"op":"insert","schema_id":"{}","schema_version":"v1","document":{}}}"#,
+                        r#"{{"op":"{op}","schema_id":"{}","schema_version":"v1","document":{}}}"#,
                         collection.schema_id,
                         spec.text()
                     );
-                    let expected = match spec.stored(collection) {
-                        None => error("AERO_SCHEMA_VALIDATION_FAILED"),
-                        Some(body) if collection.documents.contains_key(&collection.id_of(&body)) => error("AERO_WRITE_DUPLICATE_ID"),
-                        Some(body) => {
-                            let id = collection.id_of(&body);
-                            oracle[which].documents.insert(id, body);
-                            json!({"status": "ok", "data": []})
-                        }
-                    };
-                    (request, expected)
-                }
-                350..=479 => {
-                    let id = random_id(&mut rng, collection, &pools);
-                    let spec = random_document(&mut rng, collection, &pools, id);
-                    let request = format!(
-                        r#"{{"op":"update","schema_id":"{}","schema_version":"v1","document":{}}}"#,
-                        collection.schema_id,
-                        spec.text()
-                    );
-                    let expected = match spec.stored(collection) {
-                        None => error("AERO_SCHEMA_VALIDATION_FAILED"),
-                        Some(body) if !collection.documents.contains_key(&collection.id_of(&body)) => error("AERO_WRITE_NOT_FOUND"),
-                        Some(body) => {
-                            let id = collection.id_of(&body);
-                            oracle[which].documents.insert(id, body);
-                            json!({"status": "ok", "data": []})
-                        }
-                    };
-                    (request, expected)
+                    (request, oracle[which].write(op, &spec))
                 }
                 480..=579 => {
                     let id = random_id(&mut rng, collection, &pools);

@@ -264,6 +264,21 @@ fn damage(root: &Path, attempt: &Try) {
     }
 }
 
+/// The engine and aerodb-verify agree: verify exits 0 when the boot served
+/// (`served`), 1 when it refused.
+fn verify_agrees(verify_output: Option<&std::process::Output>, served: bool, context: &str, tally: &mut Tally) {
+    let Some(verify_output) = verify_output else { return };
+    let expected = if served { 0 } else { 1 };
+    assert_eq!(
+        verify_output.status.code(),
+        Some(expected),
+        "{context} but aerodb-verify exited {:?} (expected {expected}): {}",
+        verify_output.status.code(),
+        describe(verify_output)
+    );
+    tally.verify_checked += 1;
+}
+
 /// Runs every try against the fixture; panics at the first wrong outcome.
 fn run_tries(fixture: &Fixture, tries: &[Try], expect: Expect, scenario: &str, tallies: &mut BTreeMap<String, Tally>) {
     let root = fixture.sandbox.data();
@@ -296,15 +311,7 @@ fn run_tries(fixture: &Fixture, tries: &[Try], expect: Expect, scenario: &str, t
                 for (file, bytes) in &before {
                     assert!(after.get(file) == Some(bytes), "{context}: the refused boot changed {}", file.display());
                 }
-                if let Some(verify_output) = verify_status {
-                    assert_eq!(
-                        verify_output.status.code(),
-                        Some(1),
-                        "{context}: the engine refused ({code}) but aerodb-verify did not report a problem: {}",
-                        describe(&verify_output)
-                    );
-                    tally.verify_checked += 1;
-                }
+                verify_agrees(verify_status.as_ref(), false, &format!("{context}: the engine refused ({code})"), tally);
                 *tally.refused.entry(code).or_default() += 1;
             }
             Some(0) => {
@@ -325,17 +332,9 @@ fn run_tries(fixture: &Fixture, tries: &[Try], expect: Expect, scenario: &str, t
                         "{context}: the damaged page was not rewritten by replay: {report}"
                     );
                 }
-                // The engine and verify agree: a database the boot serves
-                // has no problem in verify's report (notes and warnings only).
-                if let Some(verify_output) = verify_status {
-                    assert_eq!(
-                        verify_output.status.code(),
-                        Some(0),
-                        "{context}: the engine served but aerodb-verify reported a problem: {}",
-                        describe(&verify_output)
-                    );
-                    tally.verify_checked += 1;
-                }
+                // A database the boot serves has no problem in verify's
+                // report (notes and warnings only).
+                verify_agrees(verify_status.as_ref(), true, &format!("{context}: the engine served"), tally);
                 tally.served += 1;
                 if expect == Expect::Either && tally.served_examples.len() < 8 {
                     tally.served_examples.push(format!("{:?}", attempt.damage));
