@@ -136,6 +136,12 @@ fn schema_add(cli: &Cli, file: &Path) -> u8 {
 
 /// Bytes read from stdin per `read` call.
 const STDIN_CHUNK_BYTES: usize = 64 * 1024;
+/// Most requests run as one batch (the engine commits the writes among
+/// them as groups of at most `GROUP_WRITES_MAX`).
+const BATCH_REQUESTS_MAX: usize = aerodb_engine::db::GROUP_WRITES_MAX;
+/// A batch takes no further request once this much request text has been
+/// read for it (so a batch holds at most this plus one request's text).
+const BATCH_TEXT_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// Responses are gathered in a buffer of this size before they are written
 /// (and always written before the process waits for input).
 const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
@@ -153,6 +159,11 @@ struct Stdin<'a> {
     buffer: Vec<u8>,
     start: usize,
     end: usize,
+    /// Gathering a batch: take only input that is already there (in the
+    /// buffer or in the pipe); report `WouldBlock` instead of waiting.
+    no_wait: bool,
+    /// Bytes consumed so far (bounds the text of a batch).
+    consumed: u64,
     signal_pipe: &'a std::os::unix::net::UnixStream,
     signal: &'a std::sync::atomic::AtomicUsize,
     output: &'a mut Output,
@@ -195,8 +206,10 @@ impl std::io::BufRead for Stdin<'_> {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::Ordering;
         while self.start == self.end {
-            // About to wait: every answer so far goes out first.
-            self.output.flush();
+            if !self.no_wait {
+                // About to wait: every answer so far goes out first.
+                self.output.flush();
+            }
             if self.signal.load(Ordering::SeqCst) != 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
             }
@@ -206,7 +219,7 @@ impl std::io::BufRead for Stdin<'_> {
             ];
             // SAFETY: `fds` is a valid array of two pollfd structures for the
             // duration of the call.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, if self.no_wait { 0 } else { -1 }) };
             if ready < 0 {
                 let error = std::io::Error::last_os_error();
                 if error.kind() == std::io::ErrorKind::Interrupted {
@@ -224,6 +237,9 @@ impl std::io::BufRead for Stdin<'_> {
                 return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
             }
             if fds[0].revents == 0 {
+                if self.no_wait {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+                }
                 continue;
             }
             // SAFETY: the buffer is valid for `len` bytes of writes.
@@ -231,6 +247,9 @@ impl std::io::BufRead for Stdin<'_> {
             if read < 0 {
                 let error = std::io::Error::last_os_error();
                 if error.kind() == std::io::ErrorKind::Interrupted || error.kind() == std::io::ErrorKind::WouldBlock {
+                    if self.no_wait {
+                        return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+                    }
                     continue;
                 }
                 return Err(error);
@@ -245,7 +264,9 @@ impl std::io::BufRead for Stdin<'_> {
     }
 
     fn consume(&mut self, amount: usize) {
-        self.start = (self.start + amount).min(self.end);
+        let amount = amount.min(self.end - self.start);
+        self.consumed += amount as u64;
+        self.start += amount;
     }
 }
 
@@ -281,20 +302,28 @@ fn serve(cli: &Cli, mode: Mode) -> u8 {
     let mut output = Output { writer: std::io::BufWriter::with_capacity(STDOUT_BUFFER_BYTES, std::io::stdout()), failed: false };
     let mut failed = false;
     {
-        let stdin =
-            Stdin { buffer: vec![0; STDIN_CHUNK_BYTES], start: 0, end: 0, signal_pipe: &signal_read, signal: &signal, output: &mut output };
+        let stdin = Stdin {
+            buffer: vec![0; STDIN_CHUNK_BYTES],
+            start: 0,
+            end: 0,
+            no_wait: false,
+            consumed: 0,
+            signal_pipe: &signal_read,
+            signal: &signal,
+            output: &mut output,
+        };
         let mut reader = RequestReader::new(stdin);
+        let mut batch: Vec<Value> = Vec::new();
         loop {
-            // A signal is acted on between two requests: the one in flight
-            // always finishes and gets its answer.
+            // A signal is acted on between two batches: the requests in
+            // flight always finish and get their answers.
             let pending = signal.load(std::sync::atomic::Ordering::SeqCst);
             if pending != 0 {
                 aerodb_engine::log::info("cli", "signal", &[("signal", pending.into())]);
                 break;
             }
-            let response = match reader.next_item() {
-                Ok(Some(Item::Request(request))) => database.respond(&request, mode),
-                Ok(Some(Item::Malformed(error))) => error.to_json(),
+            let first = match reader.next_item() {
+                Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(error) => {
@@ -303,14 +332,50 @@ fn serve(cli: &Cli, mode: Mode) -> u8 {
                     break;
                 }
             };
-            if response["status"] != "ok" {
-                failed = true;
+            // The requests already waiting join this one as a batch (their
+            // writes are group-committed); a malformed item ends the batch
+            // and is answered after it.
+            let mut after_batch = None;
+            let mut read_error = None;
+            batch.clear();
+            match first {
+                Item::Request(request) => batch.push(request),
+                Item::Malformed(error) => after_batch = Some(error),
             }
-            let text = if cli.pretty { serde_json::to_string_pretty(&response) } else { serde_json::to_string(&response) };
+            if after_batch.is_none() {
+                let batch_start = reader.input_mut().consumed;
+                reader.input_mut().no_wait = true;
+                while batch.len() < BATCH_REQUESTS_MAX && reader.input_mut().consumed - batch_start < BATCH_TEXT_MAX_BYTES {
+                    match reader.next_item() {
+                        Ok(Some(Item::Request(request))) => batch.push(request),
+                        Ok(Some(Item::Malformed(error))) => {
+                            after_batch = Some(error);
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => break,
+                        Err(error) => {
+                            read_error = Some(error);
+                            break;
+                        }
+                    }
+                }
+                reader.input_mut().no_wait = false;
+            }
+            let mut responses = database.respond_batch(&batch, mode);
+            if let Some(error) = after_batch {
+                responses.push(error.to_json());
+            }
             let output = &mut *reader.input_mut().output;
-            match text {
-                Ok(text) => output.write_response(&text),
-                Err(_) => output.failed = true,
+            for response in &responses {
+                if response["status"] != "ok" {
+                    failed = true;
+                }
+                let text = if cli.pretty { serde_json::to_string_pretty(response) } else { serde_json::to_string(response) };
+                match text {
+                    Ok(text) => output.write_response(&text),
+                    Err(_) => output.failed = true,
+                }
             }
             if output.failed {
                 aerodb_engine::log::warn("cli", "stdout_closed", &[]);
@@ -320,6 +385,11 @@ fn serve(cli: &Cli, mode: Mode) -> u8 {
             if let Some(fatal) = database.fatal_error() {
                 output.flush();
                 return report_fatal(&fatal.clone());
+            }
+            if let Some(error) = read_error {
+                aerodb_engine::log::warn("cli", "stdin_read_failed", &[("reason", error.to_string().into())]);
+                failed = true;
+                break;
             }
         }
     }

@@ -25,7 +25,7 @@ use crate::catalog::Catalog;
 use crate::config::{self, EngineConfig, Paths};
 use crate::crash;
 use crate::error::{io_error, AeroError, ErrorCode, Result};
-use crate::heap::{Heap, PagePlan};
+use crate::heap::Heap;
 use crate::io::{self as fileio, OsFile, WalFile};
 use crate::lifecycle::{Lifecycle, State};
 use crate::log;
@@ -71,6 +71,37 @@ pub struct Database {
     document_sizes: BTreeMap<(String, String), BTreeMap<u64, u64>>,
     report: RecoveryReport,
     fatal: Option<AeroError>,
+    /// The `_id` → location changes of the writes staged in the open group
+    /// (`None`: deleted), seen by `find` before the indexes have them.
+    group_ids: std::collections::HashMap<(String, Vec<u8>), Option<(std::sync::Arc<Schema>, aerodb_format::btree::Locator)>>,
+}
+
+/// Most writes committed as one group (one append, one fdatasync).
+pub const GROUP_WRITES_MAX: usize = 1024;
+
+/// Most WAL bytes in one group: a group closes once its records reach this
+/// size (the write that crosses it is the group's last). This also bounds
+/// the staged page images a group holds in memory.
+pub const GROUP_WAL_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// A write that is planned, logged in memory and staged, waiting for its
+/// group's fdatasync.
+struct StagedWrite {
+    /// Position of the request in the batch.
+    position: usize,
+    seq: SeqNo,
+    record: Vec<u8>,
+    /// Index changes, applied in order once the record is durable.
+    index_changes: Vec<IndexChange>,
+    /// Change in the number of documents (+1 insert, -1 delete).
+    documents_delta: i64,
+    /// Encoded document sizes counted out (`false`) and in (`true`).
+    size_notes: Vec<(std::sync::Arc<Schema>, usize, bool)>,
+}
+
+enum IndexChange {
+    Insert { schema: std::sync::Arc<Schema>, keys: Vec<(String, Vec<u8>)>, locator: aerodb_format::btree::Locator },
+    Remove { schema: std::sync::Arc<Schema>, keys: Vec<(String, Vec<u8>)> },
 }
 
 /// Creates a new database at the config's `data_dir` (which must not exist).
@@ -310,6 +341,7 @@ impl Database {
             _lock: lock,
             report,
             fatal: None,
+            group_ids: std::collections::HashMap::new(),
         };
         database.warn_if_wal_large();
         let mut database = database;
@@ -350,26 +382,77 @@ impl Database {
 
     /// Runs one request and returns its response object.
     pub fn respond(&mut self, request: &Value, mode: Mode) -> Value {
-        match self.execute(request, mode) {
-            Ok(data) => {
-                // Built by hand: json! would deep-copy `data`.
-                let mut response = Map::with_capacity(2);
-                response.insert("status".into(), Value::from("ok"));
-                response.insert("data".into(), data);
-                Value::Object(response)
-            }
-            Err(error) => error.to_json(),
-        }
+        response_object(self.execute(request, mode))
     }
 
     /// Runs one request; `Ok` holds the response's `data`.
     pub fn execute(&mut self, request: &Value, mode: Mode) -> Result<Value> {
-        if let Some(fatal) = &self.fatal {
-            return Err(fatal.clone());
+        let mut results = self.execute_batch(std::slice::from_ref(request), mode);
+        results.pop().unwrap_or_else(|| Err(AeroError::invariant_broken("a batch of one request gave no answer")))
+    }
+
+    /// Runs a batch of requests in order and returns one response object
+    /// each (see [`Database::execute_batch`]).
+    pub fn respond_batch(&mut self, requests: &[Value], mode: Mode) -> Vec<Value> {
+        self.execute_batch(requests, mode).into_iter().map(response_object).collect()
+    }
+
+    /// Runs a batch of requests in order; the result of each, in order.
+    ///
+    /// Consecutive writes are committed as groups (group commit): each keeps
+    /// its own WAL record, byte for byte the record it would have alone,
+    /// and the group shares one append and one fdatasync. Every request sees
+    /// every write before it; a read closes the open group first, so it is
+    /// answered from durable state. A rejected write changes nothing and
+    /// does not affect the others; a failed append answers every write of
+    /// its group with `AERO_WAL_APPEND_FAILED` and changes nothing; a failed
+    /// fdatasync is fatal and acknowledges none of them. A group holds at
+    /// most [`GROUP_WRITES_MAX`] writes and closes once its records reach
+    /// [`GROUP_WAL_BYTES_MAX`] bytes.
+    pub fn execute_batch(&mut self, requests: &[Value], mode: Mode) -> Vec<Result<Value>> {
+        let mut results: Vec<Option<Result<Value>>> = Vec::with_capacity(requests.len());
+        results.resize_with(requests.len(), || None);
+        let mut group: Vec<StagedWrite> = Vec::new();
+        let mut group_bytes = 0usize;
+        for (position, request) in requests.iter().enumerate() {
+            if let Some(fatal) = &self.fatal {
+                results[position] = Some(Err(fatal.clone()));
+                continue;
+            }
+            if !is_write(request) {
+                self.commit_group(&mut group, &mut results);
+                group_bytes = 0;
+                let result = self.dispatch(request, mode);
+                results[position] = Some(self.note_fatal(result));
+                continue;
+            }
+            let seq = SeqNo(self.wal.last_seq().0 + 1 + group.len() as u64);
+            match self.stage_write(request, position, seq) {
+                Ok(Some(staged)) => {
+                    group_bytes += staged.record.len();
+                    group.push(staged);
+                    if group.len() >= GROUP_WRITES_MAX || group_bytes >= GROUP_WAL_BYTES_MAX {
+                        self.commit_group(&mut group, &mut results);
+                        group_bytes = 0;
+                    }
+                }
+                Ok(None) => results[position] = Some(Ok(json!([]))),
+                Err(error) if error.is_fatal() => {
+                    // Nothing of the group was logged: none of it is acknowledged.
+                    self.discard_group(&mut group, &mut results, &error);
+                    results[position] = Some(self.note_fatal(Err(error)));
+                }
+                Err(error) => results[position] = Some(Err(error)),
+            }
         }
-        let result = self.dispatch(request, mode);
+        self.commit_group(&mut group, &mut results);
+        results.into_iter().map(|result| result.unwrap_or_else(|| Err(AeroError::invariant_broken("a request got no answer")))).collect()
+    }
+
+    /// Records a fatal error: the database refuses every later request.
+    fn note_fatal(&mut self, result: Result<Value>) -> Result<Value> {
         if let Err(error) = &result {
-            if error.is_fatal() {
+            if error.is_fatal() && self.fatal.is_none() {
                 log::log("error", "engine", "fatal", &[("code", error.code.as_str().into()), ("message", error.message.clone().into())]);
                 self.fatal = Some(error.clone());
             }
@@ -377,7 +460,26 @@ impl Database {
         result
     }
 
+    /// Runs a read (query or explain) request.
     fn dispatch(&mut self, request: &Value, mode: Mode) -> Result<Value> {
+        let (request, op) = Self::request_shape(request)?;
+        let schema = self.catalog.resolve(request.get("schema_id"), request.get("schema_version"))?.clone();
+        match op {
+            "insert" | "update" | "delete" => Err(AeroError::invariant_broken("a write reached the read path")),
+            _ => {
+                let plan = self.plan(&schema, request)?;
+                if op == "explain" || mode == Mode::Explain {
+                    Ok(plan.explain())
+                } else {
+                    Ok(Value::Array(plan.execute(&schema, &self.indexes, &self.heap)?))
+                }
+            }
+        }
+    }
+
+    /// Checks a request's shape: an object with a known `op` and only the
+    /// fields that op allows. Returns the op.
+    fn request_shape(request: &Value) -> Result<(&Map<String, Value>, &str)> {
         let Value::Object(request) = request else {
             return Err(AeroError::new(ErrorCode::QueryInvalid, "a request must be a JSON object"));
         };
@@ -400,34 +502,139 @@ impl Database {
             return Err(AeroError::new(ErrorCode::QueryInvalid, format!("field '{shown}' is not allowed in a request of op {op}"))
                 .detail("field", shown));
         }
+        Ok((request, op))
+    }
+
+    /// Validates and plans one write request and stages it for the open
+    /// group as record `seq`. `None`: the write changes nothing (a delete of
+    /// a missing `_id`).
+    fn stage_write(&mut self, request: &Value, position: usize, seq: SeqNo) -> Result<Option<StagedWrite>> {
+        let (request, op) = Self::request_shape(request)?;
         let schema = self.catalog.resolve(request.get("schema_id"), request.get("schema_version"))?.clone();
-        match op {
+        let mut staged =
+            StagedWrite { position, seq, record: Vec::new(), index_changes: Vec::new(), documents_delta: 0, size_notes: Vec::new() };
+        let (plan, wal_op, id, id_key, group_entry) = match op {
             "insert" | "update" => {
                 let Some(document) = request.get("document") else {
                     return Err(AeroError::new(ErrorCode::QueryInvalid, format!("a request of op {op} needs a document")));
                 };
-                if op == "insert" {
-                    self.insert(&schema, document)?;
+                let (body, record, id) = Self::prepare_document(&schema, document)?;
+                let id_key = Self::id_key(&schema, &id)?;
+                let found = self.find(&schema.schema_id, &id_key)?;
+                let new_keys = index_keys(&schema, &body)?;
+                let mut plan = self.heap.new_plan();
+                let locator = if op == "insert" {
+                    if found.is_some() {
+                        return Err(AeroError::new(
+                            ErrorCode::WriteDuplicateId,
+                            format!("a document with _id {id} already exists in {}", schema.schema_id),
+                        )
+                        .detail("_id", id));
+                    }
+                    staged.documents_delta = 1;
+                    self.heap.plan_insert(&mut plan, &record)?
                 } else {
-                    self.update(&schema, document)?;
-                }
-                Ok(json!([]))
+                    let Some((old_schema, old_locator)) = found else {
+                        return Err(AeroError::new(ErrorCode::WriteNotFound, format!("no document with _id {id} in {}", schema.schema_id))
+                            .detail("_id", id));
+                    };
+                    let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
+                    let old_size = self.heap.read_record(old_locator)?.len();
+                    let old_keys = index_keys(&old_schema, &old_body)?;
+                    staged.size_notes.push((old_schema.clone(), old_size, false));
+                    staged.index_changes.push(IndexChange::Remove { schema: old_schema, keys: old_keys });
+                    self.heap.plan_update(&mut plan, old_locator, &record)?
+                };
+                staged.size_notes.push((schema.clone(), record.len(), true));
+                staged.index_changes.push(IndexChange::Insert { schema: schema.clone(), keys: new_keys, locator });
+                let wal_op = if op == "insert" { WalOp::Insert } else { WalOp::Update };
+                (plan, wal_op, id, id_key, Some((schema.clone(), locator)))
             }
-            "delete" => {
+            _ => {
                 let Some(id) = request.get("_id") else {
                     return Err(AeroError::new(ErrorCode::QueryInvalid, "a delete request needs an _id"));
                 };
-                self.delete(&schema, id)?;
-                Ok(json!([]))
+                let id_key = Self::id_key(&schema, id)?;
+                let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
+                    return Ok(None);
+                };
+                let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
+                let old_size = self.heap.read_record(old_locator)?.len();
+                let old_keys = index_keys(&old_schema, &old_body)?;
+                let mut plan = self.heap.new_plan();
+                self.heap.plan_delete(&mut plan, old_locator)?;
+                staged.documents_delta = -1;
+                staged.size_notes.push((old_schema.clone(), old_size, false));
+                staged.index_changes.push(IndexChange::Remove { schema: old_schema, keys: old_keys });
+                (plan, WalOp::Delete, id.clone(), id_key, None)
             }
-            _ => {
-                let plan = self.plan(&schema, request)?;
-                if op == "explain" || mode == Mode::Explain {
-                    Ok(plan.explain())
-                } else {
-                    Ok(Value::Array(plan.execute(&schema, &self.indexes, &self.heap)?))
+        };
+        let mut plan = plan;
+        // The last check that can refuse the write: space for new pages.
+        self.heap.prepare(&plan)?;
+        self.group_ids.insert((schema.schema_id.clone(), id_key), group_entry);
+        let pages = plan.seal(seq);
+        let header = RecordHeader { seq, op: wal_op, schema_id: &schema.schema_id, schema_version: &schema.schema_version, id: &id };
+        staged.record = encode_wal_record(&header, &pages);
+        self.heap.stage(plan);
+        Ok(Some(staged))
+    }
+
+    /// Commits the open group: one append and one fdatasync for every
+    /// staged record, then the segments, then the indexes. Fills in the
+    /// answer of every write of the group.
+    fn commit_group(&mut self, group: &mut Vec<StagedWrite>, results: &mut [Option<Result<Value>>]) {
+        if group.is_empty() {
+            return;
+        }
+        let records: Vec<&[u8]> = group.iter().map(|staged| staged.record.as_slice()).collect();
+        let first_seq = group[0].seq;
+        if let Err(error) = self.wal.append_group(&records, first_seq) {
+            let error = self.note_fatal(Err(error)).err().unwrap_or_else(|| AeroError::invariant_broken("append error lost"));
+            self.discard_group(group, results, &error);
+            return;
+        }
+        // The records are durable: from here on a failure leaves memory and
+        // segments behind the log, so it is fatal (a restart replays it).
+        let outcome = self.apply_group(group);
+        let outcome = self.note_fatal(outcome.map(|()| Value::Null));
+        for staged in group.drain(..) {
+            results[staged.position] = Some(outcome.clone().map(|_| json!([])));
+        }
+        self.group_ids.clear();
+        self.warn_if_wal_large();
+    }
+
+    /// Applies a durable group to the segments and the indexes.
+    fn apply_group(&mut self, group: &[StagedWrite]) -> Result<()> {
+        let fatal = |error: AeroError| if error.is_fatal() { error } else { error.with_severity(crate::error::Severity::Fatal) };
+        self.heap.apply_staged().map_err(fatal)?;
+        crash::reach("storage_after_apply");
+        for staged in group {
+            self.indexes.set_lsn(staged.seq);
+            for change in &staged.index_changes {
+                match change {
+                    IndexChange::Insert { schema, keys, locator } => {
+                        insert_keys(&mut self.indexes, schema, keys, *locator).map_err(fatal)?
+                    }
+                    IndexChange::Remove { schema, keys } => remove_keys(&mut self.indexes, schema, keys).map_err(fatal)?,
                 }
             }
+            self.documents = self.documents.wrapping_add_signed(staged.documents_delta);
+            for (schema, bytes, added) in &staged.size_notes {
+                self.note_document_size(&schema.schema_id, &schema.schema_version, *bytes, *added);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the open group: nothing of it was logged, every write of it is
+    /// answered with `error`.
+    fn discard_group(&mut self, group: &mut Vec<StagedWrite>, results: &mut [Option<Result<Value>>], error: &AeroError) {
+        self.heap.discard_staged();
+        self.group_ids.clear();
+        for staged in group.drain(..) {
+            results[staged.position] = Some(Err(error.clone()));
         }
     }
 
@@ -472,6 +679,11 @@ impl Database {
 
     /// Finds a document of the collection by `_id`, in any version.
     fn find(&self, schema_id: &str, id_key: &[u8]) -> Result<Option<(std::sync::Arc<Schema>, aerodb_format::btree::Locator)>> {
+        if !self.group_ids.is_empty() {
+            if let Some(staged) = self.group_ids.get(&(schema_id.to_string(), id_key.to_vec())) {
+                return Ok(staged.clone());
+            }
+        }
         for version in self.catalog.versions(schema_id) {
             if let Some(locator) = self.indexes.get(&TreeId::new(schema_id, &version.schema_version, "_id"), id_key)? {
                 return Ok(Some((version.clone(), locator)));
@@ -508,90 +720,6 @@ impl Database {
             }
         };
         Ok(key::encode_to_vec(&key_value))
-    }
-
-    fn insert(&mut self, schema: &Schema, document: &Value) -> Result<()> {
-        let (body, record, id) = Self::prepare_document(schema, document)?;
-        let id_key = Self::id_key(schema, &id)?;
-        if self.find(&schema.schema_id, &id_key)?.is_some() {
-            return Err(AeroError::new(
-                ErrorCode::WriteDuplicateId,
-                format!("a document with _id {id} already exists in {}", schema.schema_id),
-            )
-            .detail("_id", id));
-        }
-        let mut plan = self.heap.new_plan();
-        let locator = self.heap.plan_insert(&mut plan, &record)?;
-        let keys = index_keys(schema, &body)?;
-        self.commit(plan, WalOp::Insert, schema, &id, |indexes| insert_keys(indexes, schema, &keys, locator))?;
-        self.documents += 1;
-        self.note_document_size(&schema.schema_id, &schema.schema_version, record.len(), true);
-        Ok(())
-    }
-
-    fn update(&mut self, schema: &Schema, document: &Value) -> Result<()> {
-        let (body, record, id) = Self::prepare_document(schema, document)?;
-        let id_key = Self::id_key(schema, &id)?;
-        let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
-            return Err(
-                AeroError::new(ErrorCode::WriteNotFound, format!("no document with _id {id} in {}", schema.schema_id)).detail("_id", id)
-            );
-        };
-        let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
-        let old_size = self.heap.read_record(old_locator)?.len();
-        let old_keys = index_keys(&old_schema, &old_body)?;
-        let new_keys = index_keys(schema, &body)?;
-        let mut plan = self.heap.new_plan();
-        let locator = self.heap.plan_update(&mut plan, old_locator, &record)?;
-        self.commit(plan, WalOp::Update, schema, &id, |indexes| {
-            remove_keys(indexes, &old_schema, &old_keys)?;
-            insert_keys(indexes, schema, &new_keys, locator)
-        })?;
-        self.note_document_size(&old_schema.schema_id, &old_schema.schema_version, old_size, false);
-        self.note_document_size(&schema.schema_id, &schema.schema_version, record.len(), true);
-        Ok(())
-    }
-
-    fn delete(&mut self, schema: &Schema, id: &Value) -> Result<()> {
-        let id_key = Self::id_key(schema, id)?;
-        let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
-            return Ok(());
-        };
-        let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
-        let old_size = self.heap.read_record(old_locator)?.len();
-        let old_keys = index_keys(&old_schema, &old_body)?;
-        let mut plan = self.heap.new_plan();
-        self.heap.plan_delete(&mut plan, old_locator)?;
-        self.commit(plan, WalOp::Delete, schema, id, |indexes| remove_keys(indexes, &old_schema, &old_keys))?;
-        self.documents -= 1;
-        self.note_document_size(&old_schema.schema_id, &old_schema.schema_version, old_size, false);
-        Ok(())
-    }
-
-    /// Logs, makes durable, applies and indexes one planned write.
-    fn commit(
-        &mut self,
-        mut plan: PagePlan,
-        op: WalOp,
-        schema: &Schema,
-        id: &Value,
-        update_indexes: impl FnOnce(&mut Indexes) -> Result<()>,
-    ) -> Result<()> {
-        self.heap.prepare(&plan)?;
-        let seq = SeqNo(self.wal.last_seq().0 + 1);
-        let pages = plan.seal(seq);
-        let header = RecordHeader { seq, op, schema_id: &schema.schema_id, schema_version: &schema.schema_version, id };
-        let record = encode_wal_record(&header, &pages);
-        self.wal.append_durable(&record, seq)?;
-        // The record is durable: from here on a failure leaves memory and
-        // segments behind the log, so it is fatal (a restart replays it).
-        let fatal = |error: AeroError| if error.is_fatal() { error } else { error.with_severity(crate::error::Severity::Fatal) };
-        self.heap.commit(plan).map_err(fatal)?;
-        crash::reach("storage_after_apply");
-        self.indexes.set_lsn(seq);
-        update_indexes(&mut self.indexes).map_err(fatal)?;
-        self.warn_if_wal_large();
-        Ok(())
     }
 
     /// Counts a stored document's encoded size in (`added`) or out.
@@ -647,6 +775,25 @@ impl Database {
         fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
         self.lifecycle.enter(State::Terminated);
         Ok(())
+    }
+}
+
+/// Whether a request asks for a write (its other checks come later).
+fn is_write(request: &Value) -> bool {
+    matches!(request.get("op").and_then(Value::as_str), Some("insert" | "update" | "delete"))
+}
+
+/// The response object for a request's result.
+fn response_object(result: Result<Value>) -> Value {
+    match result {
+        Ok(data) => {
+            // Built by hand: json! would deep-copy `data`.
+            let mut response = Map::with_capacity(2);
+            response.insert("status".into(), Value::from("ok"));
+            response.insert("data".into(), data);
+            Value::Object(response)
+        }
+        Err(error) => error.to_json(),
     }
 }
 

@@ -4,9 +4,15 @@
 //! A write never touches a segment directly. It is first *planned*: the
 //! heap copies every page the write changes into a [`PagePlan`] and edits
 //! the copies. The caller seals the copies, logs them in one WAL record,
-//! and only once that record is durable calls [`Heap::commit`], which
-//! copies the images into the mapped segments and updates the in-memory
-//! free-space maps. The free-space maps are derived: rebuilt at boot.
+//! and hands the plan to [`Heap::stage`]: the images join the *staged*
+//! pages, an overlay in memory that every later read and plan sees (so the
+//! next write of a group commit is planned exactly as if this one had been
+//! applied), and the free-space maps follow them. Only once the group's
+//! records are durable does [`Heap::apply_staged`] copy the staged images
+//! into the mapped segments; a failed append calls [`Heap::discard_staged`],
+//! which restores the maps from the committed pages. Nothing reaches a
+//! segment before its WAL record is durable. The free-space maps are
+//! derived: rebuilt at boot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,7 +52,14 @@ impl PagePlan {
 pub struct Heap {
     pub pager: Pager,
     /// Pages `[0, page_count)` may hold data; later pages are unwritten.
+    /// Counts the staged pages too.
     page_count: u64,
+    /// The page count of the pages in the segments (without staged pages).
+    committed_page_count: u64,
+    /// Sealed images of planned writes whose WAL records are not yet
+    /// durable: read in place of the segment page, never written to a
+    /// segment before [`Heap::apply_staged`].
+    staged: BTreeMap<PageNo, Box<PageBytes>>,
     /// `(free bytes, page)` of document pages with room.
     free_by_size: BTreeSet<(u16, PageNo)>,
     free_of_page: BTreeMap<PageNo, u16>,
@@ -56,7 +69,15 @@ pub struct Heap {
 
 impl Heap {
     pub fn new(pager: Pager, page_count: u64) -> Heap {
-        Heap { pager, page_count, free_by_size: BTreeSet::new(), free_of_page: BTreeMap::new(), free_pages: BTreeSet::new() }
+        Heap {
+            pager,
+            page_count,
+            committed_page_count: page_count,
+            staged: BTreeMap::new(),
+            free_by_size: BTreeSet::new(),
+            free_of_page: BTreeMap::new(),
+            free_pages: BTreeSet::new(),
+        }
     }
 
     pub fn page_count(&self) -> u64 {
@@ -67,8 +88,13 @@ impl Heap {
         PagePlan { page_count: self.page_count, ..PagePlan::default() }
     }
 
-    /// The committed page, checked (checksum, self number, kind known).
+    /// The page as the writes so far left it (staged or in a segment),
+    /// checked (checksum, self number, kind known).
     pub fn checked_page(&self, page_no: PageNo) -> Result<&PageBytes> {
+        if let Some(page) = self.staged.get(&page_no) {
+            // Sealed by this process from a checked page: nothing else wrote it.
+            return Ok(page);
+        }
         let Some(page) = self.pager.page(page_no).filter(|_| page_no.0 < self.page_count) else {
             return Err(AeroError::new(ErrorCode::DataCorruption, format!("page {page_no} is past the end of the document space"))
                 .detail("page", page_no.0));
@@ -273,19 +299,55 @@ impl Heap {
         self.pager.ensure_capacity(plan.page_count)
     }
 
-    /// Applies a plan whose WAL record is durable.
-    pub fn commit(&mut self, plan: PagePlan) -> Result<()> {
-        let mut applied = 0usize;
-        for (page_no, image) in &plan.pages {
-            self.pager.page_mut(*page_no)?.copy_from_slice(&image[..]);
-            applied += 1;
-            if applied == 1 {
-                crash::reach("storage_mid_apply");
-            }
-            self.note_page(*page_no, image);
+    /// Adds a sealed plan to the staged pages: later reads and plans see
+    /// it, the segments do not (yet).
+    pub fn stage(&mut self, plan: PagePlan) {
+        for (page_no, image) in plan.pages {
+            self.note_page(page_no, &image);
+            self.staged.insert(page_no, image);
         }
         self.page_count = self.page_count.max(plan.page_count);
+    }
+
+    /// Whether any planned write is staged and not yet applied.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty() || self.page_count != self.committed_page_count
+    }
+
+    /// Copies every staged image into the segments: the group's WAL
+    /// records are durable.
+    pub fn apply_staged(&mut self) -> Result<()> {
+        let staged = std::mem::take(&mut self.staged);
+        for (applied, (page_no, image)) in staged.iter().enumerate() {
+            if page_no.0 >= self.page_count {
+                return Err(AeroError::invariant_broken(format!("staged page {page_no} is past the page count {}", self.page_count)));
+            }
+            self.pager.page_mut(*page_no)?.copy_from_slice(&image[..]);
+            if applied == 0 {
+                crash::reach("storage_mid_apply");
+            }
+        }
+        self.committed_page_count = self.page_count;
         Ok(())
+    }
+
+    /// Forgets every staged image (their WAL records were not written):
+    /// the free-space maps and the page count return to the segments' state.
+    pub fn discard_staged(&mut self) {
+        let staged = std::mem::take(&mut self.staged);
+        for page_no in staged.keys() {
+            if let Some(old) = self.free_of_page.remove(page_no) {
+                self.free_by_size.remove(&(old, *page_no));
+            }
+            self.free_pages.remove(page_no);
+            if page_no.0 < self.committed_page_count {
+                if let Some(page) = self.pager.page(*page_no) {
+                    let copy = Box::new(*page);
+                    self.note_page(*page_no, &copy);
+                }
+            }
+        }
+        self.page_count = self.committed_page_count;
     }
 
     /// Updates the free-space maps for a page's new content.
@@ -312,5 +374,6 @@ impl Heap {
     /// Sets the high-water mark found by recovery.
     pub fn set_page_count(&mut self, page_count: u64) {
         self.page_count = page_count;
+        self.committed_page_count = page_count;
     }
 }

@@ -156,6 +156,11 @@ impl MemFile {
         self.state().durable.clone()
     }
 
+    /// How many operations of kind `op` the file has seen (failed ones too).
+    pub fn operations(&self, op: FaultOp) -> u64 {
+        self.state().counts[op as usize]
+    }
+
     fn check(&self, op: FaultOp) -> Option<Fault> {
         let mut state = self.state();
         let index = op as usize;

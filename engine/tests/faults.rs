@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -20,61 +19,6 @@ use aerodb_engine::io::{AllocationFaults, Fault, FaultOp, MemFile};
 use aerodb_engine::{Database, Mode, OpenOptions};
 use common::*;
 use serde_json::{json, Value};
-
-type Model = BTreeMap<String, Value>;
-
-/// One request of a workload and the model change it makes if acknowledged.
-fn workload(seed: u64, length: usize) -> Vec<Value> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..length)
-        .map(|_| {
-            let id = format!("u{}", rng.u8(0..24));
-            // Names up to 250 bytes (the indexed-string cap is 256) vary the record sizes.
-            let name = if rng.u8(0..6) == 0 { "y".repeat(rng.usize(100..250)) } else { format!("n{}", rng.u8(0..5)) };
-            let document = json!({"_id": id, "name": name, "age": rng.i64(0..60)});
-            match rng.u8(0..10) {
-                0..=5 => json!({"op": "insert", "schema_id": "user", "schema_version": "v1", "document": document}),
-                6..=7 => json!({"op": "update", "schema_id": "user", "schema_version": "v1", "document": document}),
-                _ => json!({"op": "delete", "schema_id": "user", "schema_version": "v1", "_id": id}),
-            }
-        })
-        .collect()
-}
-
-fn apply(model: &mut Model, request: &Value) {
-    let id = match request["op"].as_str() {
-        Some("delete") => request["_id"].as_str().unwrap().to_string(),
-        _ => request["document"]["_id"].as_str().unwrap().to_string(),
-    };
-    match request["op"].as_str() {
-        Some("delete") => {
-            model.remove(&id);
-        }
-        _ => {
-            model.insert(id, request["document"].clone());
-        }
-    }
-}
-
-/// The response the model expects for a write, if it is not acknowledged.
-fn expected_rejection(model: &Model, request: &Value) -> Option<&'static str> {
-    match request["op"].as_str() {
-        Some("insert") if model.contains_key(request["document"]["_id"].as_str().unwrap()) => Some("AERO_WRITE_DUPLICATE_ID"),
-        Some("update") if !model.contains_key(request["document"]["_id"].as_str().unwrap()) => Some("AERO_WRITE_NOT_FOUND"),
-        _ => None,
-    }
-}
-
-fn check_against(db: &mut Database, model: &Model, context: &str) {
-    for index in 0..24 {
-        let id = format!("u{index}");
-        let found = ok(db, &format!(r#"{{"op":"query","schema_id":"user","schema_version":"v1","filter":{{"_id":"{id}"}},"limit":1}}"#));
-        let expected = model.get(&id).map(|document| vec![document.clone()]).unwrap_or_default();
-        assert_eq!(found, Value::Array(expected), "{context}: document {id}");
-    }
-    assert_eq!(db.documents(), model.len() as u64, "{context}");
-    assert_eq!(db.check_indexes().unwrap(), 3 * model.len() as u64, "{context}");
-}
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -87,10 +31,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-fn open_mem(test: &TestDb, file: &MemFile) -> Database {
-    Database::open_with(&test.config, OpenOptions { wal_file: Some(Box::new(file.clone())), ..OpenOptions::default() }).unwrap()
 }
 
 const SNAPSHOT_BYTES: usize = 256 * 4096;

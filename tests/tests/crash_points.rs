@@ -42,6 +42,7 @@ const WRITE_POINTS: [(&str, Durable); 6] = [
 ];
 
 const RECOVERY_POINTS: [&str; 2] = ["recovery_mid_replay", "recovery_mid_rebuild"];
+const GROUP_POINT: &str = "wal_mid_group";
 const SHUTDOWN_POINT: &str = "shutdown_before_marker";
 
 /// The crash points `engine/src/crash.rs` lists in `CRASH_POINTS`.
@@ -60,7 +61,7 @@ fn every_engine_crash_point_is_tested_here() {
         .iter()
         .map(|(name, _)| name.to_string())
         .chain(RECOVERY_POINTS.iter().map(|name| name.to_string()))
-        .chain([SHUTDOWN_POINT.to_string()])
+        .chain([SHUTDOWN_POINT.to_string(), GROUP_POINT.to_string()])
         .collect();
     let engine = engine_crash_points();
     assert!(engine.len() >= 9, "crash.rs lists {engine:?}");
@@ -190,6 +191,50 @@ fn crash_at_storage_after_apply_keeps_the_durable_write() {
 #[test]
 fn crash_at_index_mid_update_keeps_the_durable_write() {
     write_point("index_mid_update");
+}
+
+/// `wal_mid_group`: a burst of writes arrives in one read, so they are
+/// committed as one group; the process dies after the first half of the
+/// group's records was written and before the fdatasync. No write of the
+/// group was answered; after the restart the writes present must be a
+/// prefix of the burst (the half that reached the file survives a process
+/// crash in the page cache, so here exactly that half), nothing half-present.
+#[test]
+fn crash_at_wal_mid_group_leaves_a_prefix_of_the_group() {
+    let (sandbox, mut model, mut absent) = base();
+    let burst = [
+        Op::insert("user", user_doc("u20", "gia", 20)),
+        Op::update("note", note_doc("n1", "first", 3, 1500)),
+        Op::insert("user", user_doc("u21", "hal", 21)),
+        Op::delete("user", "u1"),
+        Op::insert("note", note_doc("n9", "ninth", 1, 30)),
+        Op::update("user", user_doc("u2", "bob", 27)),
+    ];
+    let mut prefixes = vec![model.clone()];
+    for write in &burst {
+        let mut next = prefixes.last().unwrap().clone();
+        next.apply(write);
+        prefixes.push(next);
+    }
+    // One write of the pipe (under PIPE_BUF, so it arrives whole): one group.
+    let text: Vec<String> = burst.iter().map(|write| write.request()).collect();
+    let text = text.join("\n");
+    assert!(text.len() < 4096);
+    let mut server = sandbox.start(&[(CRASH, GROUP_POINT)]);
+    assert!(send(&mut server, &text));
+    assert!(read_response(&mut server).is_none(), "a write of the crashed group was answered");
+    let output = server.finish();
+    assert!(aborted(&output.status), "expected death by SIGABRT, got {}", describe(&output));
+    assert!(reached_crash_point(&output, GROUP_POINT), "crash point not logged: {}", describe(&output));
+
+    let restart = sandbox.aerodb(&["query"], &read_all_requests());
+    assert_eq!(restart.status.code(), Some(0), "restart failed: {}", describe(&restart));
+    let served = parse_read_all(&aerodb_tests::responses(&restart)).unwrap_or_else(|error| panic!("{error}"));
+    let applied = model.reconcile_prefix(&served, &prefixes).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(applied, burst.len() / 2, "the first half of the group's records were written before the crash");
+    eprintln!("crash point {GROUP_POINT}: {applied} of {} writes of the group present after restart", burst.len());
+    absent.push(("user".to_string(), "u1".to_string()));
+    check_after_restart(&sandbox, &mut model, absent, GROUP_POINT);
 }
 
 /// Byte offsets (in `data/segment-000000.seg`) of every written page.

@@ -278,3 +278,27 @@ fn plans_depend_on_the_stored_data_not_on_the_process_history() {
     let fresh = aerodb_tests::responses(&sandbox.aerodb(&["explain"], &(sorted_in_memory + "\n")));
     assert_eq!(text(without_huge), text(&fresh[0]), "the running process and a fresh boot plan differently for the same data");
 }
+
+/// Group commit changes no byte (SPEC section 8): the sequence piped into
+/// `aerodb query` (the writes waiting in the stream are group-committed)
+/// and sent one request at a time to `aerodb start` (the client waits for
+/// each answer, so every group holds one write) give the same answers and
+/// byte-identical WAL records and document segments.
+#[test]
+fn pipelined_and_lockstep_streams_write_the_same_bytes() {
+    let (piped, lockstep) = (sandbox_with_schemas(), sandbox_with_schemas());
+    let piped_stdout = run_sequence(&piped);
+    let mut lockstep_stdout = Vec::new();
+    for part in sequence() {
+        let mut server = lockstep.start(&[]);
+        for line in part.lines() {
+            let response = server.request(line).unwrap_or_else(|| panic!("no answer to {line}"));
+            lockstep_stdout.extend_from_slice(serde_json::to_string(&response).expect("JSON").as_bytes());
+            lockstep_stdout.push(b'\n');
+        }
+        let output = server.finish();
+        assert!(output.status.code().is_some_and(|code| code <= 1), "{}", describe(&output));
+    }
+    assert!(piped_stdout == lockstep_stdout, "answers differ between pipelined and lockstep streams");
+    assert_same_files(&piped.data(), &lockstep.data(), Some(&["wal", "data"]), true);
+}
