@@ -177,6 +177,11 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Adds a schema version installed while the database is open.
+    pub fn add(&mut self, schema: Schema) {
+        self.schemas.entry(schema.schema_id.clone()).or_default().insert(schema.schema_version.clone(), Arc::new(schema));
+    }
+
     /// The schema a request names, with the request-level error codes.
     pub fn resolve(&self, schema_id: Option<&Value>, schema_version: Option<&Value>) -> Result<&Arc<Schema>> {
         let (Some(schema_id), Some(schema_version)) = (schema_id, schema_version) else {
@@ -231,7 +236,16 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
     let reject = |error: AeroError| error.with_severity(Severity::Reject);
     let bytes = crate::io::read_json_file(source)
         .map_err(|error| reject(io_error(ErrorCode::SchemaInvalid, "cannot read schema file", source, &error)))?;
-    let schema = Schema::parse(&bytes).map_err(|error| reject(invalid(source, error)))?;
+    install_bytes(paths, &bytes, source)
+}
+
+/// [`install`] for a schema file's bytes (`source` names them in errors).
+pub fn install_bytes(paths: &Paths, bytes: &[u8], source: &Path) -> Result<(Schema, bool)> {
+    let reject = |error: AeroError| error.with_severity(Severity::Reject);
+    if bytes.len() as u64 > aerodb_format::JSON_FILE_SIZE_MAX_BYTES {
+        return Err(reject(invalid(source, format!("is over {} bytes", aerodb_format::JSON_FILE_SIZE_MAX_BYTES))));
+    }
+    let schema = Schema::parse(bytes).map_err(|error| reject(invalid(source, error)))?;
     let name = file_name(&schema.schema_id, &schema.schema_version);
     let target = paths.schemas.join(&name);
     let mut hashes = match read_hashes(paths)? {
@@ -245,7 +259,7 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
             BTreeMap::new()
         }
     };
-    let hash = sha256_hex(&bytes);
+    let hash = sha256_hex(bytes);
     if hashes.get(&name).is_some_and(|recorded| *recorded != hash) {
         return Err(reject(
             AeroError::new(
@@ -277,7 +291,7 @@ pub fn install(paths: &Paths, source: &Path) -> Result<(Schema, bool)> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &target, &error)),
     }
-    write_atomic(&target, &bytes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &target, &error))?;
+    write_atomic(&target, bytes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &target, &error))?;
     // Record the content hash now, so an edit before the next start is caught.
     hashes.insert(name, hash);
     write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes())

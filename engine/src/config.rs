@@ -91,6 +91,29 @@ pub fn load(path: &Path) -> Result<EngineConfig> {
     Ok(EngineConfig { values, config_path: path.to_path_buf(), paths: Paths::new(root) })
 }
 
+/// A config for the database at `data_dir` with the given limits, validated
+/// by the same rules as a config file (the library's way to name a database
+/// without writing a config file).
+pub fn for_data_dir(data_dir: &Path, max_wal_size_bytes: u64, max_memory_bytes: u64) -> Result<EngineConfig> {
+    let Some(text) = data_dir.to_str() else {
+        return Err(AeroError::new(ErrorCode::ConfigInvalid, format!("data_dir {} is not valid UTF-8", data_dir.display()))
+            .detail("field", "data_dir"));
+    };
+    let object = serde_json::json!({
+        "data_dir": text,
+        "max_wal_size_bytes": max_wal_size_bytes,
+        "max_memory_bytes": max_memory_bytes,
+    });
+    let values = Config::parse(object.to_string().as_bytes()).map_err(|error| {
+        let code = match error.kind {
+            ConfigErrorKind::Invalid => ErrorCode::ConfigInvalid,
+            ConfigErrorKind::Unsafe => ErrorCode::ConfigUnsafe,
+        };
+        AeroError::new(code, error.message).detail("field", error.field)
+    })?;
+    Ok(EngineConfig { values, config_path: PathBuf::new(), paths: Paths::new(without_current_dir(data_dir)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

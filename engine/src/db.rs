@@ -104,9 +104,14 @@ enum IndexChange {
     Remove { schema: std::sync::Arc<Schema>, keys: Vec<(String, Vec<u8>)> },
 }
 
-/// Creates a new database at the config's `data_dir` (which must not exist).
+/// Creates a new database at the config file's `data_dir` (which must not
+/// exist), as `aerodb init` does.
 pub fn init(config_path: &Path) -> Result<()> {
-    let config = config::load(config_path)?;
+    init_config(&config::load(config_path)?)
+}
+
+/// Creates a new database for a validated config.
+pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
     let root = &config.paths.root;
     let exists = || {
         AeroError::new(ErrorCode::StorageExists, format!("{} already exists; init never touches an existing directory", root.display()))
@@ -127,7 +132,7 @@ pub fn init(config_path: &Path) -> Result<()> {
     let tag: String = database_id[..6].iter().map(|byte| format!("{byte:02x}")).collect();
     let staging = parent.join(format!(".{name}.init-{}-{tag}", std::process::id()));
     let paths = Paths::new(staging.clone());
-    let result = build_database_tree(&paths, &config, database_id).and_then(|()| {
+    let result = build_database_tree(&paths, config, database_id).and_then(|()| {
         fileio::rename_no_replace(&staging, root).map_err(|error| match error.kind() {
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
             _ => io(root, error),
@@ -260,10 +265,17 @@ impl Database {
         Database::open_with(config_path, OpenOptions::default())
     }
 
+    /// [`Database::open`] with test hooks (a WAL file of its own, planned
+    /// allocation failures).
     pub fn open_with(config_path: &Path, options: OpenOptions) -> Result<Database> {
+        let config = config::load(config_path)?;
+        Database::open_config(config, options)
+    }
+
+    /// Boots the database of a validated config.
+    pub(crate) fn open_config(config: EngineConfig, options: OpenOptions) -> Result<Database> {
         let mut lifecycle = Lifecycle::new();
         lifecycle.enter(State::Initializing);
-        let config = config::load(config_path)?;
         let paths = config.paths.clone();
         check_initialized(&paths)?;
         let lock = take_lock(&paths)?;
@@ -349,18 +361,44 @@ impl Database {
         Ok(database)
     }
 
+    /// The paths of this database's files.
+    pub(crate) fn paths(&self) -> &Paths {
+        &self.config.paths
+    }
+
+    pub(crate) fn catalog_get(&self, schema_id: &str, schema_version: &str) -> Option<&std::sync::Arc<Schema>> {
+        self.catalog.get(schema_id, schema_version)
+    }
+
+    /// Serves a schema version installed while the database is open: an
+    /// empty B-tree for each of its indexes, then the catalog entry.
+    pub(crate) fn add_schema(&mut self, schema: Schema) -> Result<()> {
+        for field in &schema.indexes {
+            let tree = TreeId::new(&schema.schema_id, &schema.schema_version, field);
+            if self.indexes.tree(&tree).is_none() {
+                self.indexes.bulk_load(&tree, std::iter::empty())?;
+            }
+        }
+        self.catalog.add(schema);
+        Ok(())
+    }
+
+    /// What the boot did (the recovery report line's figures).
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
     }
 
+    /// The lifecycle state (`Serving` once open).
     pub fn state(&self) -> State {
         self.lifecycle.state()
     }
 
+    /// Number of stored documents, of every schema.
     pub fn documents(&self) -> u64 {
         self.documents
     }
 
+    /// The sequence number of the last durable WAL record.
     pub fn last_seq(&self) -> SeqNo {
         self.wal.last_seq()
     }
@@ -520,7 +558,7 @@ impl Database {
                 };
                 let (body, record, id) = Self::prepare_document(&schema, document)?;
                 let id_key = Self::id_key(&schema, &id)?;
-                let found = self.find(&schema.schema_id, &id_key)?;
+                let found = self.locate(&schema.schema_id, &id_key)?;
                 let new_keys = index_keys(&schema, &body)?;
                 let mut plan = self.heap.new_plan();
                 let locator = if op == "insert" {
@@ -555,7 +593,7 @@ impl Database {
                     return Err(AeroError::new(ErrorCode::QueryInvalid, "a delete request needs an _id"));
                 };
                 let id_key = Self::id_key(&schema, id)?;
-                let Some((old_schema, old_locator)) = self.find(&schema.schema_id, &id_key)? else {
+                let Some((old_schema, old_locator)) = self.locate(&schema.schema_id, &id_key)? else {
                     return Ok(None);
                 };
                 let old_body = query::fetch(&self.heap, old_locator, &old_schema.schema_id, &old_schema.schema_version)?;
@@ -678,7 +716,7 @@ impl Database {
     }
 
     /// Finds a document of the collection by `_id`, in any version.
-    fn find(&self, schema_id: &str, id_key: &[u8]) -> Result<Option<(std::sync::Arc<Schema>, aerodb_format::btree::Locator)>> {
+    fn locate(&self, schema_id: &str, id_key: &[u8]) -> Result<Option<(std::sync::Arc<Schema>, aerodb_format::btree::Locator)>> {
         if !self.group_ids.is_empty() {
             if let Some(staged) = self.group_ids.get(&(schema_id.to_string(), id_key.to_vec())) {
                 return Ok(staged.clone());

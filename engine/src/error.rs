@@ -19,6 +19,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The name in responses (`REJECT`, `ERROR`, `FATAL`, `BUG`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Reject => "REJECT",
@@ -33,11 +34,13 @@ macro_rules! error_codes {
     ($($variant:ident => $code:literal, $severity:ident;)*) => {
         /// Every error code AeroDB answers with (docs/ERRORS.md).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum ErrorCode { $($variant,)* }
+        pub enum ErrorCode { $(#[doc = concat!("`", $code, "`")] $variant,)* }
 
         impl ErrorCode {
+            /// Every code, in the order of docs/ERRORS.md.
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
 
+            /// The code as it appears in responses (`AERO_…`).
             pub fn as_str(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $code,)* }
             }
@@ -86,38 +89,64 @@ error_codes! {
 /// An error with its code, message and context.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AeroError {
+    /// The stable code: match on it.
     pub code: ErrorCode,
+    /// How bad it is (usually the code's own severity).
     pub severity: Severity,
+    /// A human-readable explanation (not stable: do not match on it).
     pub message: String,
     /// The invariant this error guards, e.g. "Q1" (docs/ERRORS.md).
     pub invariant: Option<&'static str>,
+    /// Machine-readable context (docs/ERRORS.md names each code's keys);
+    /// read it with [`AeroError::detail_str`] and [`AeroError::detail_u64`].
     pub details: Map<String, Value>,
 }
 
+/// The result of every fallible engine call.
 pub type Result<T, E = AeroError> = std::result::Result<T, E>;
 
 impl AeroError {
+    /// A new error with the code's own severity and no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> AeroError {
         AeroError { code, severity: code.severity(), message: message.into(), invariant: None, details: Map::new() }
     }
 
+    /// Adds a detail.
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> AeroError {
         self.details.insert(key.to_string(), value.into());
         self
     }
 
+    /// Names the invariant the error guards.
     pub fn invariant(mut self, name: &'static str) -> AeroError {
         self.invariant = Some(name);
         self
     }
 
+    /// The same error with another severity.
     pub fn with_severity(mut self, severity: Severity) -> AeroError {
         self.severity = severity;
         self
     }
 
+    /// Whether the database stops serving after this error.
     pub fn is_fatal(&self) -> bool {
         matches!(self.severity, Severity::Fatal | Severity::Bug)
+    }
+
+    /// A string detail (`"field"`, `"path"`, `"file"`, …), if present.
+    pub fn detail_str(&self, key: &str) -> Option<&str> {
+        self.details.get(key).and_then(Value::as_str)
+    }
+
+    /// An integer detail (`"page"`, `"offset"`, `"seq"`, …), if present.
+    pub fn detail_u64(&self, key: &str) -> Option<u64> {
+        self.details.get(key).and_then(Value::as_u64)
+    }
+
+    /// The detail as JSON text (`"_id"` may be a string or a number), if present.
+    pub fn detail_text(&self, key: &str) -> Option<String> {
+        self.details.get(key).map(|value| value.to_string())
     }
 
     /// An internal assertion failed.

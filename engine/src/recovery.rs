@@ -32,20 +32,32 @@ use crate::wal::{scan, Wal};
 /// What a boot did, for the one recovery report line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Whether the previous run ended with a clean shutdown.
     pub clean_shutdown: bool,
+    /// WAL records replayed.
     pub records_replayed: u64,
+    /// The last sequence number in the WAL.
     pub last_seq: u64,
+    /// Page images written over their segment pages.
     pub pages_replayed: u64,
+    /// Segment pages that differed from their last WAL image (stale or torn after a crash).
     pub pages_rewritten: u64,
+    /// Bytes of a torn WAL tail cut off.
     pub torn_bytes_discarded: u64,
+    /// Documents found by verification.
     pub documents: u64,
+    /// Index entries rebuilt.
     pub index_entries: u64,
+    /// Time spent in replay, in milliseconds.
     pub replay_ms: u64,
+    /// Time spent in verification, in milliseconds.
     pub verify_ms: u64,
+    /// Time spent rebuilding the indexes, in milliseconds.
     pub rebuild_ms: u64,
 }
 
 impl RecoveryReport {
+    /// The report as the JSON of the recovery report log line.
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "clean_shutdown": self.clean_shutdown,
@@ -273,9 +285,11 @@ pub fn index_keys(schema: &Schema, document: &Map<String, Value>) -> Result<Vec<
 /// Per-collection-version facts gathered by verification.
 #[derive(Default)]
 pub struct Verified {
+    /// Documents verified.
     pub documents: u64,
     /// Encoded document sizes per (schema_id, schema_version): size → count.
     pub document_sizes: BTreeMap<(String, String), BTreeMap<u64, u64>>,
+    /// The index keys found, per tree.
     pub arenas: BTreeMap<TreeId, KeyArena>,
     /// While verifying: per schema_id and schema_version, one arena per
     /// entry of the schema's `indexes` list and the size counts (looked up
@@ -330,7 +344,7 @@ fn empty_verified(catalog: &Catalog) -> Verified {
 }
 
 /// Checks every page of the document space and every document, and collects index keys.
-/// The pages are split into [`VERIFY_THREADS`] ranges checked in parallel;
+/// The pages are split into `VERIFY_THREADS` ranges checked in parallel;
 /// results merge in page order, and the first problem in page order is the
 /// one reported, so the outcome is the same as a sequential check.
 pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut RecoveryReport) -> Result<Verified> {

@@ -123,11 +123,12 @@ impl Config {
         text
     }
 
-    /// The first field whose value differs from `frozen`: `(field, old, new)`.
+    /// The first frozen field whose value differs from `frozen`:
+    /// `(field, old, new)`. `data_dir` is not compared: it says where the
+    /// database lives, not what it is (a database moved or restored to
+    /// another folder opens as before; its identity is the MANIFEST's
+    /// database id). The frozen copy keeps the `data_dir` of `init` as a record.
     pub fn first_difference(&self, frozen: &Config) -> Option<(&'static str, String, String)> {
-        if self.data_dir != frozen.data_dir {
-            return Some(("data_dir", frozen.data_dir.clone(), self.data_dir.clone()));
-        }
         if self.wal_sync_mode != frozen.wal_sync_mode {
             return Some(("wal_sync_mode", frozen.wal_sync_mode.clone(), self.wal_sync_mode.clone()));
         }

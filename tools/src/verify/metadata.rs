@@ -58,8 +58,8 @@ pub fn check_frozen_config(database: &Database, report: &mut Report) {
         }
     };
     let current = &database.config;
+    // data_dir is not frozen (the folder a database lives in may change).
     let differences = [
-        ("data_dir", frozen.data_dir.clone(), current.data_dir.clone()),
         ("wal_sync_mode", frozen.wal_sync_mode.clone(), current.wal_sync_mode.clone()),
         ("max_wal_size_bytes", frozen.max_wal_size_bytes.to_string(), current.max_wal_size_bytes.to_string()),
         ("max_memory_bytes", frozen.max_memory_bytes.to_string(), current.max_memory_bytes.to_string()),
