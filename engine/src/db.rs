@@ -890,7 +890,7 @@ fn take_lock(paths: &Paths) -> Result<(File, File)> {
 
 fn check_frozen_config(paths: &Paths, values: &Config) -> Result<()> {
     let bytes = crate::io::read_json_file(&paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
-    let frozen = Config::parse(&bytes).map_err(|error| metadata_corruption(&paths.frozen_config, error.message))?;
+    let frozen = Config::parse_frozen(&bytes).map_err(|error| metadata_corruption(&paths.frozen_config, error.message))?;
     if let Some((field, old, new)) = values.first_difference(&frozen) {
         return Err(AeroError::new(
             ErrorCode::ConfigImmutable,

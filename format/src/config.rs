@@ -68,6 +68,18 @@ pub fn type_name(value: &Value) -> &'static str {
 impl Config {
     /// Parses and validates a config file's bytes.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        Config::parse_with(bytes, true)
+    }
+
+    /// Parses the frozen copy `metadata/config.json`: the config file's
+    /// rules, except that `data_dir` may be absent (it is not frozen; a
+    /// frozen copy from before that rule still holds one, accepted and
+    /// ignored). An absent `data_dir` reads as the empty string.
+    pub fn parse_frozen(bytes: &[u8]) -> Result<Config, ConfigError> {
+        Config::parse_with(bytes, false)
+    }
+
+    fn parse_with(bytes: &[u8], data_dir_required: bool) -> Result<Config, ConfigError> {
         let value: Value = crate::json::parse_file(bytes).map_err(|error| invalid("", format!("config is not valid JSON: {error}")))?;
         let Value::Object(object) = value else {
             return Err(invalid("", "config must be a JSON object"));
@@ -89,6 +101,7 @@ impl Config {
             }
             Some(Value::String(_)) => return Err(invalid("data_dir", "data_dir must be a non-empty path")),
             Some(other) => return Err(invalid("data_dir", format!("data_dir must be a string, found {}", type_name(other)))),
+            None if !data_dir_required => String::new(),
             None => return Err(invalid("data_dir", "data_dir is required")),
         };
         let wal_sync_mode = match object.get("wal_sync_mode") {
@@ -111,10 +124,11 @@ impl Config {
         })
     }
 
-    /// The frozen form written to `metadata/config.json` (fields in a fixed order).
+    /// The frozen form written to `metadata/config.json` (fields in a fixed
+    /// order; `data_dir` is not frozen, so it is not written: every byte of
+    /// the file is one the engine checks).
     pub fn to_frozen_json(&self) -> String {
         let mut object = Map::new();
-        object.insert("data_dir".into(), Value::String(self.data_dir.clone()));
         object.insert("wal_sync_mode".into(), Value::String(self.wal_sync_mode.clone()));
         object.insert("max_wal_size_bytes".into(), Value::from(self.max_wal_size_bytes));
         object.insert("max_memory_bytes".into(), Value::from(self.max_memory_bytes));
@@ -153,7 +167,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.data_dir, "./data");
-        assert_eq!(Config::parse(config.to_frozen_json().as_bytes()).unwrap(), config);
+        assert_eq!(Config::parse_frozen(config.to_frozen_json().as_bytes()).unwrap(), Config { data_dir: String::new(), ..config.clone() });
+        assert!(!config.to_frozen_json().contains("data_dir"));
+        // A frozen copy written before data_dir stopped being frozen still parses.
+        assert_eq!(Config::parse_frozen(br#"{"data_dir": "old", "max_memory_bytes": 5}"#).unwrap().max_memory_bytes, 5);
         let minimal = Config::parse(br#"{"data_dir": "d"}"#).unwrap();
         assert_eq!(minimal.max_memory_bytes, DEFAULT_MAX_MEMORY_BYTES);
     }

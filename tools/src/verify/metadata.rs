@@ -50,7 +50,7 @@ pub fn check_frozen_config(database: &Database, report: &mut Report) {
             return;
         }
     };
-    let frozen = match Config::parse(&bytes) {
+    let frozen = match Config::parse_frozen(&bytes) {
         Ok(frozen) => frozen,
         Err(error) => {
             report.problem(location, format!("frozen config does not parse: {}", error.message));
