@@ -14,10 +14,12 @@ use aerodb_engine::config;
 use aerodb_engine::requests::{Item, RequestReader};
 use aerodb_engine::{AeroError, Database, ErrorCode, Mode};
 use clap::{Parser, Subcommand};
+
+mod transfer;
 use serde_json::{json, Value};
 
-const EXIT_OK: u8 = 0;
-const EXIT_REQUEST_FAILED: u8 = 1;
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_REQUEST_FAILED: u8 = 1;
 const EXIT_FATAL: u8 = 2;
 const EXIT_USAGE: u8 = 64;
 
@@ -44,6 +46,31 @@ enum Command {
     Query,
     /// Like query, but "op":"query" requests return their plans.
     Explain,
+    /// Write a consistent, verified copy of the database to DEST (which must not exist).
+    Backup { dest: PathBuf },
+    /// Print documents as NDJSON on stdout, in _id order, exactly as stored.
+    Export {
+        /// Only this schema (needs --version).
+        #[arg(long, requires = "version")]
+        schema: Option<String>,
+        /// Only this schema version (needs --schema).
+        #[arg(long, requires = "schema")]
+        version: Option<String>,
+    },
+    /// Insert the NDJSON documents of FILE (`-` for stdin), group-committed.
+    Import {
+        /// The schema of the documents.
+        #[arg(long)]
+        schema: String,
+        /// The schema version of the documents.
+        #[arg(long)]
+        version: String,
+        /// Stop at the first rejected line.
+        #[arg(long)]
+        stop_on_error: bool,
+        /// NDJSON file, one document per line, or `-` for stdin.
+        file: PathBuf,
+    },
     /// Manage schema files.
     Schema {
         #[command(subcommand)]
@@ -74,12 +101,15 @@ fn main() -> ExitCode {
         Command::Query => serve(&cli, Mode::Query),
         Command::Explain => serve(&cli, Mode::Explain),
         Command::Schema { action: SchemaAction::Add { file } } => schema_add(&cli, file),
+        Command::Backup { dest } => transfer::backup(&cli.config, dest, cli.pretty),
+        Command::Export { schema, version } => transfer::export(&cli.config, schema.as_deref().zip(version.as_deref())),
+        Command::Import { schema, version, stop_on_error, file } => transfer::import(&cli.config, schema, version, file, *stop_on_error),
     };
     ExitCode::from(code)
 }
 
 /// Prints a fatal error as its JSON object on stderr.
-fn report_fatal(error: &AeroError) -> u8 {
+pub(crate) fn report_fatal(error: &AeroError) -> u8 {
     aerodb_engine::log::write_stderr(&format!("{}\n", error.to_json()));
     EXIT_FATAL
 }

@@ -16,6 +16,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "recovery_mid_replay",
     "recovery_mid_rebuild",
     "shutdown_before_marker",
+    "backup_mid_copy",
 ];
 
 fn armed() -> Option<&'static str> {

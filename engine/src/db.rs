@@ -204,9 +204,8 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn random_database_id() -> std::io::Result<[u8; 16]> {
-    use std::io::Read;
     let mut id = [0u8; 16];
-    File::open("/dev/urandom")?.read_exact(&mut id)?;
+    fileio::random_bytes(&mut id)?;
     Ok(id)
 }
 
@@ -370,6 +369,33 @@ impl Database {
         self.catalog.get(schema_id, schema_version)
     }
 
+    /// Calls `visit(schema, document)` for every stored document of one
+    /// schema version (`only`) or of every version (by schema id, then
+    /// version), each version's documents in `_id` order, exactly as stored.
+    /// Returns the number of documents visited.
+    pub fn export(&self, only: Option<(&str, &str)>, mut visit: impl FnMut(&Schema, &Map<String, Value>) -> Result<()>) -> Result<u64> {
+        if let Some(fatal) = &self.fatal {
+            return Err(fatal.clone());
+        }
+        let schemas: Vec<std::sync::Arc<Schema>> = match only {
+            Some((schema_id, schema_version)) => {
+                vec![self.catalog.resolve(Some(&Value::from(schema_id)), Some(&Value::from(schema_version)))?.clone()]
+            }
+            None => self.catalog.all().cloned().collect(),
+        };
+        let mut count = 0;
+        for schema in schemas {
+            let tree = TreeId::new(&schema.schema_id, &schema.schema_version, "_id");
+            let mut cursor = self.indexes.cursor(&tree, None, false)?;
+            while let Some((_, locator)) = self.indexes.next(&mut cursor)? {
+                let document = query::fetch(&self.heap, locator, &schema.schema_id, &schema.schema_version)?;
+                visit(&schema, &document)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Serves a schema version installed while the database is open: an
     /// empty B-tree for each of its indexes, then the catalog entry.
     pub(crate) fn add_schema(&mut self, schema: Schema) -> Result<()> {
@@ -448,11 +474,26 @@ impl Database {
     /// most [`GROUP_WRITES_MAX`] writes and closes once its records reach
     /// [`GROUP_WAL_BYTES_MAX`] bytes.
     pub fn execute_batch(&mut self, requests: &[Value], mode: Mode) -> Vec<Result<Value>> {
+        self.run_batch(requests, mode, false)
+    }
+
+    /// [`Database::execute_batch`] that stops at the first request answered
+    /// with an error: the results end with that error, and no request after
+    /// it runs (the writes before it are committed).
+    pub fn execute_batch_until_error(&mut self, requests: &[Value], mode: Mode) -> Vec<Result<Value>> {
+        self.run_batch(requests, mode, true)
+    }
+
+    fn run_batch(&mut self, requests: &[Value], mode: Mode, stop_at_error: bool) -> Vec<Result<Value>> {
+        let mut stopped_at = None;
         let mut results: Vec<Option<Result<Value>>> = Vec::with_capacity(requests.len());
         results.resize_with(requests.len(), || None);
         let mut group: Vec<StagedWrite> = Vec::new();
         let mut group_bytes = 0usize;
         for (position, request) in requests.iter().enumerate() {
+            if stopped_at.is_some() {
+                break;
+            }
             if let Some(fatal) = &self.fatal {
                 results[position] = Some(Err(fatal.clone()));
                 continue;
@@ -480,10 +521,23 @@ impl Database {
                     self.discard_group(&mut group, &mut results, &error);
                     results[position] = Some(self.note_fatal(Err(error)));
                 }
-                Err(error) => results[position] = Some(Err(error)),
+                Err(error) => {
+                    results[position] = Some(Err(error));
+                    if stop_at_error {
+                        stopped_at = Some(position);
+                    }
+                }
+            }
+            if stop_at_error && stopped_at.is_none() && matches!(results[position], Some(Err(_))) {
+                stopped_at = Some(position);
             }
         }
         self.commit_group(&mut group, &mut results);
+        if let Some(position) = stopped_at {
+            // A write of the group before the error may still have failed at commit: the results end at the first error.
+            let first_error = results.iter().position(|result| matches!(result, Some(Err(_)))).unwrap_or(position);
+            results.truncate(first_error + 1);
+        }
         results.into_iter().map(|result| result.unwrap_or_else(|| Err(AeroError::invariant_broken("a request got no answer")))).collect()
     }
 

@@ -258,6 +258,12 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new().mode(0o700).create(path)
 }
 
+/// Fills `out` with random bytes from `/dev/urandom`.
+pub fn random_bytes(out: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    File::open("/dev/urandom")?.read_exact(out)
+}
+
 /// fsyncs a directory so the entries created in it are durable.
 /// Renames `from` to `to`, failing with `AlreadyExists` instead of
 /// replacing anything at `to` (Linux `renameat2` with `RENAME_NOREPLACE`).

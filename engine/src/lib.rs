@@ -189,6 +189,8 @@
 
 pub mod api;
 #[doc(hidden)]
+pub mod backup;
+#[doc(hidden)]
 pub mod btree;
 #[doc(hidden)]
 pub mod catalog;

@@ -1,0 +1,224 @@
+//! `aerodb backup`: a consistent, verified copy of a database, taken with
+//! or without a server running on it (docs/BACKUP.md has the argument).
+//!
+//! The copy needs no lock and takes no part in the server's writes. It
+//! rests on three facts of the format: the WAL is append-only, every record
+//! is checksummed and sequence-numbered, and replay rebuilds every page
+//! from its first full image in the WAL without trusting a segment's bytes.
+//! So the WAL up to the end of its last whole valid record, read at one
+//! moment, *is* the database as of that moment (every write acknowledged
+//! before it is in it, because acknowledgement follows fdatasync), and the
+//! segment files need not be copied at all: the copy's first boot replays
+//! the WAL into fresh segments.
+//!
+//! Steps: the copy is built under a temporary name beside `DEST`
+//! (`.<name>.backup-<pid>-<hex>`); MANIFEST and the frozen config are
+//! copied; the WAL's length is read once and the log is scanned up to it
+//! (a record being appended at that moment is a torn tail and is left
+//! out); the bytes up to the last valid record are copied; the schema
+//! hashes are read, then the schema files (a schema's file is written
+//! before its hash, so every hash read has its file); every file and
+//! folder is fsync'ed; the copy is booted with the full boot of BOOT.md
+//! (replay, verification of every page, index rebuild) and shut down
+//! cleanly; only then is it renamed to `DEST` with a rename that refuses
+//! to replace anything. A backup that fails or is killed leaves no `DEST`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aerodb_format::SeqNo;
+
+use crate::config::{self, Paths};
+use crate::crash;
+use crate::db::{check_initialized, Database, OpenOptions};
+use crate::error::{io_error, AeroError, ErrorCode, Result};
+use crate::io::{self as fileio, WalFile};
+
+/// What a backup copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// Where the copy is.
+    pub dest: PathBuf,
+    /// WAL records copied.
+    pub records: u64,
+    /// The sequence number of the last record copied.
+    pub last_seq: SeqNo,
+    /// WAL bytes copied.
+    pub wal_bytes: u64,
+    /// Documents the copy holds (found by its verifying boot).
+    pub documents: u64,
+    /// Schema files copied.
+    pub schema_files: u64,
+    /// Total bytes written at `DEST`'s files before the verifying boot.
+    pub bytes_copied: u64,
+    /// Wall time, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Bytes copied per read/write of the WAL.
+const COPY_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// A read-only view of a file cut at a fixed length: the WAL as it was at
+/// one moment, whatever a server appends after it.
+struct Snapshot {
+    file: std::fs::File,
+    length: u64,
+}
+
+impl WalFile for Snapshot {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.length)
+    }
+    fn append(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("a backup never writes the source WAL"))
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn truncate(&mut self, _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::other("a backup never writes the source WAL"))
+    }
+    fn read_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if offset + buffer.len() as u64 > self.length {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        self.file.read_exact_at(buffer, offset)
+    }
+}
+
+/// Copies the database of `config_path` to `dest` (which must not exist).
+pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
+    let started = Instant::now();
+    let config = config::load(config_path)?;
+    let source = config.paths.clone();
+    check_initialized(&source)?;
+    let exists = || {
+        AeroError::new(ErrorCode::StorageExists, format!("{} already exists; a backup never writes over anything", dest.display()))
+            .detail("dest", dest.display().to_string())
+    };
+    if std::fs::symlink_metadata(dest).is_ok() {
+        return Err(exists());
+    }
+    let name = dest.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "backup".into());
+    let parent = dest.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let mut tag = [0u8; 6];
+    fileio::random_bytes(&mut tag)
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", Path::new("/dev/urandom"), &error))?;
+    let tag: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
+    let staging = parent.join(format!(".{name}.backup-{}-{tag}", std::process::id()));
+    let outcome = copy_into(&source, &staging).and_then(|mut summary| {
+        // The check: the copy's own full boot (replay, every page verified,
+        // indexes rebuilt), then a clean shutdown.
+        let copy_config = config::for_data_dir(&staging, config.values.max_wal_size_bytes, config.values.max_memory_bytes)?;
+        let database = Database::open_config(copy_config, OpenOptions::default())?;
+        summary.documents = database.documents();
+        if database.last_seq() != summary.last_seq {
+            return Err(AeroError::invariant_broken(format!(
+                "the copy boots at sequence {}, the copied log ends at {}",
+                database.last_seq(),
+                summary.last_seq
+            )));
+        }
+        database.shutdown()?;
+        fileio::rename_no_replace(&staging, dest).map_err(|error| match error.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
+            _ => io_error(ErrorCode::StorageIoError, "cannot rename into place", dest, &error),
+        })?;
+        fileio::sync_dir(&parent).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &parent, &error))?;
+        Ok(summary)
+    });
+    match outcome {
+        Ok(mut summary) => {
+            summary.dest = dest.to_path_buf();
+            summary.elapsed_ms = started.elapsed().as_millis() as u64;
+            Ok(summary)
+        }
+        Err(error) => {
+            // Only the tree this process made is removed.
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(error)
+        }
+    }
+}
+
+/// Writes a new file with `bytes` and syncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut file = fileio::create_new_private(path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", path, &error))
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>> {
+    fileio::read_json_file(path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", path, &error))
+}
+
+fn copy_into(source: &Paths, staging: &Path) -> Result<BackupSummary> {
+    let target = Paths::new(staging.to_path_buf());
+    for folder in [&target.root, &target.wal_dir, &target.data, &target.indexes, &target.metadata, &target.schemas] {
+        fileio::create_private_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", folder, &error))?;
+    }
+    let mut bytes_copied = 0u64;
+    let manifest = fileio::read_file_bounded(&source.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &source.manifest, &error))?;
+    write_synced(&target.manifest, &manifest)?;
+    write_synced(&target.lock, b"")?;
+    let frozen = read_small(&source.frozen_config)?;
+    write_synced(&target.frozen_config, &frozen)?;
+    bytes_copied += (manifest.len() + frozen.len()) as u64;
+
+    // The WAL as of now: its length once, then every valid record up to it.
+    let file = std::fs::File::open(&source.wal).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &source.wal, &error))?;
+    let length = file.metadata().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &source.wal, &error))?.len();
+    let snapshot = Snapshot { file, length };
+    let scanned = crate::wal::scan(&snapshot, &source.wal, |_, _, _| Ok(()))?;
+    copy_wal(&snapshot, scanned.valid_end, &target.wal)?;
+    bytes_copied += scanned.valid_end;
+
+    // Hashes first, then the files (a schema file is written before its hash).
+    let hashes = read_small(&source.schema_hashes)?;
+    let mut names: Vec<String> = std::fs::read_dir(&source.schemas)
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &source.schemas, &error))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.file_name().to_string_lossy().into_owned()))
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    names.sort();
+    for name in &names {
+        let bytes = read_small(&source.schemas.join(name))?;
+        write_synced(&target.schemas.join(name), &bytes)?;
+        bytes_copied += bytes.len() as u64;
+    }
+    write_synced(&target.schema_hashes, &hashes)?;
+    bytes_copied += hashes.len() as u64;
+    for folder in [&target.wal_dir, &target.data, &target.indexes, &target.schemas, &target.metadata, &target.root] {
+        fileio::sync_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", folder, &error))?;
+    }
+    Ok(BackupSummary {
+        dest: staging.to_path_buf(),
+        records: scanned.records,
+        last_seq: scanned.last_seq,
+        wal_bytes: scanned.valid_end,
+        documents: 0,
+        schema_files: names.len() as u64,
+        bytes_copied,
+        elapsed_ms: 0,
+    })
+}
+
+/// Copies the first `end` bytes of the source WAL to `path`, synced.
+fn copy_wal(source: &Snapshot, end: u64, path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut out = fileio::create_new_private(path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error))?;
+    let mut buffer = vec![0u8; COPY_CHUNK_BYTES];
+    let mut offset = 0u64;
+    while offset < end {
+        let length = ((end - offset) as usize).min(COPY_CHUNK_BYTES);
+        source.read_at(offset, &mut buffer[..length]).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", path, &error))?;
+        out.write_all(&buffer[..length]).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", path, &error))?;
+        offset += length as u64;
+        if offset == length as u64 {
+            crash::reach("backup_mid_copy");
+        }
+    }
+    out.sync_all().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", path, &error))
+}
