@@ -49,6 +49,7 @@ enum Command {
     /// Write a consistent, verified copy of the database to DEST (which must not exist).
     Backup { dest: PathBuf },
     /// Print documents as NDJSON on stdout, in _id order, exactly as stored.
+    #[command(disable_version_flag = true)]
     Export {
         /// Only this schema (needs --version).
         #[arg(long, requires = "version")]
@@ -58,6 +59,7 @@ enum Command {
         version: Option<String>,
     },
     /// Insert the NDJSON documents of FILE (`-` for stdin), group-committed.
+    #[command(disable_version_flag = true)]
     Import {
         /// The schema of the documents.
         #[arg(long)]

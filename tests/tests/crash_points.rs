@@ -62,6 +62,8 @@ fn every_engine_crash_point_is_tested_here() {
         .map(|(name, _)| name.to_string())
         .chain(RECOVERY_POINTS.iter().map(|name| name.to_string()))
         .chain([SHUTDOWN_POINT.to_string(), GROUP_POINT.to_string()])
+        // Tested in tests/tests/backup.rs (a_backup_killed_halfway_leaves_no_dest).
+        .chain(["backup_mid_copy".to_string()])
         .collect();
     let engine = engine_crash_points();
     assert!(engine.len() >= 9, "crash.rs lists {engine:?}");
