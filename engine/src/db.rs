@@ -554,6 +554,10 @@ impl Database {
 
     /// Runs a read (query or explain) request.
     fn dispatch(&mut self, request: &Value, mode: Mode) -> Result<Value> {
+        // A read is answered from durable state only: the open group was committed first.
+        if self.heap.has_staged() || !self.group_ids.is_empty() {
+            return Err(AeroError::invariant_broken("a read ran while writes were staged and not yet durable"));
+        }
         let (request, op) = Self::request_shape(request)?;
         let schema = self.catalog.resolve(request.get("schema_id"), request.get("schema_version"))?.clone();
         match op {
