@@ -100,13 +100,8 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
     if std::fs::symlink_metadata(dest).is_ok() {
         return Err(exists());
     }
-    let name = dest.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "backup".into());
-    let parent = dest.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut tag = [0u8; 6];
-    fileio::random_bytes(&mut tag)
+    let (staging, parent) = fileio::staging_path(dest, "backup")
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", Path::new("/dev/urandom"), &error))?;
-    let tag: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
-    let staging = parent.join(format!(".{name}.backup-{}-{tag}", std::process::id()));
     let outcome = copy_into(&source, &staging).and_then(|mut summary| {
         // The check: the copy's own full boot (replay, every page verified,
         // indexes rebuilt), then a clean shutdown.

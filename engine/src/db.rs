@@ -125,12 +125,10 @@ pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
     // nothing that already exists is ever removed), then rename it into
     // place in one step that refuses to replace anything: of several
     // concurrent inits exactly one succeeds.
-    let name = root.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
-    let parent = root.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let io = |path: &Path, error: std::io::Error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error);
     let database_id = random_database_id().map_err(|error| io(Path::new("/dev/urandom"), error))?;
-    let tag: String = database_id[..6].iter().map(|byte| format!("{byte:02x}")).collect();
-    let staging = parent.join(format!(".{name}.init-{}-{tag}", std::process::id()));
+    let (staging, parent) = fileio::staging_path(root, "init").map_err(|error| io(Path::new("/dev/urandom"), error))?;
+    let parent = parent.as_path();
     let paths = Paths::new(staging.clone());
     let result = build_database_tree(&paths, config, database_id).and_then(|()| {
         fileio::rename_no_replace(&staging, root).map_err(|error| match error.kind() {

@@ -11,7 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Reads a whole file of at most `size_max` bytes. The file is opened
@@ -262,6 +262,19 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 pub fn random_bytes(out: &mut [u8]) -> io::Result<()> {
     use std::io::Read;
     File::open("/dev/urandom")?.read_exact(out)
+}
+
+/// Where to build a tree that will be renamed to `target`: beside it (same
+/// file system, so the rename is atomic), under a name no other process
+/// uses, `.<name>.<purpose>-<pid>-<12 hex digits>`. Returns the staging
+/// path and the folder holding both.
+pub fn staging_path(target: &Path, purpose: &str) -> io::Result<(PathBuf, PathBuf)> {
+    let name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| purpose.to_string());
+    let parent = target.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let mut tag = [0u8; 6];
+    random_bytes(&mut tag)?;
+    let tag: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok((parent.join(format!(".{name}.{purpose}-{}-{tag}", std::process::id())), parent))
 }
 
 /// fsyncs a directory so the entries created in it are durable.
