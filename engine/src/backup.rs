@@ -69,13 +69,16 @@ impl WalFile for Snapshot {
     fn len(&self) -> std::io::Result<u64> {
         Ok(self.length)
     }
-    fn append(&mut self, _: &[u8]) -> std::io::Result<()> {
+    fn write_at(&mut self, _: u64, _: &[u8]) -> std::io::Result<()> {
         Err(std::io::Error::other("a backup never writes the source WAL"))
     }
     fn sync_data(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-    fn truncate(&mut self, _: u64) -> std::io::Result<()> {
+    fn zero(&mut self, _: u64, _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::other("a backup never writes the source WAL"))
+    }
+    fn grow(&mut self, _: u64) -> std::io::Result<()> {
         Err(std::io::Error::other("a backup never writes the source WAL"))
     }
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
@@ -166,7 +169,21 @@ fn copy_into(source: &Paths, staging: &Path) -> Result<BackupSummary> {
     let file = std::fs::File::open(&source.wal).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &source.wal, &error))?;
     let length = file.metadata().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &source.wal, &error))?.len();
     let snapshot = Snapshot { file, length };
-    let scanned = crate::wal::scan(&snapshot, &source.wal, |_, _, _| Ok(()))?;
+    // A server may be writing a group into the preallocated space while the
+    // log is read: a read can catch a later page of that write before an
+    // earlier one and see what looks like a damaged record with a valid one
+    // after it. Such a race settles within one write, so the scan is tried
+    // again before damage is believed; real damage stays and fails the backup.
+    let mut attempt = 0;
+    let scanned = loop {
+        match crate::wal::scan(&snapshot, &source.wal, |_, _, _| Ok(())) {
+            Err(error) if error.code == ErrorCode::WalCorruption && attempt < 3 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
     copy_wal(&snapshot, scanned.valid_end, &target.wal)?;
     bytes_copied += scanned.valid_end;
 

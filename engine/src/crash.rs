@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 /// Every crash point the engine defines.
 pub const CRASH_POINTS: &[&str] = &[
     "wal_before_append",
+    "wal_grow",
     "wal_mid_group",
     "wal_after_append",
     "wal_after_fsync",

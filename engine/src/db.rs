@@ -51,6 +51,9 @@ pub struct OpenOptions {
     pub wal_file: Option<Box<dyn WalFile>>,
     /// Planned failures of document segment allocation (ENOSPC, EIO).
     pub segment_allocation_faults: Option<crate::io::AllocationFaults>,
+    /// The WAL's growth step instead of `WAL_GROW_STEP_BYTES` (the
+    /// in-memory tests use small steps).
+    pub wal_grow_step_bytes: Option<u64>,
 }
 
 /// An open database, serving requests.
@@ -300,6 +303,9 @@ impl Database {
             ),
         };
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
+        if let Some(step) = options.wal_grow_step_bytes {
+            wal.set_grow_step(step);
+        }
         // Before replay touches a segment: the log must belong to this database.
         check_wal_identity(&wal, &paths, &manifest)?;
         let mut data_pager = Pager::open(&paths.data, ErrorCode::DataCorruption)?;
@@ -329,7 +335,7 @@ impl Database {
         recovery::rebuild(&mut indexes, &mut verified, &mut report)?;
         if report.torn_bytes_discarded > 0 {
             // Only now that every check passed: a refused boot never changes the log.
-            wal.cut_tail(wal.length_bytes())?;
+            wal.cut_tail(wal.length_bytes(), report.torn_bytes_discarded)?;
         }
         write_index_directory(&paths, &indexes)?;
         if clean_state.is_some() {
@@ -420,6 +426,12 @@ impl Database {
     /// Number of stored documents, of every schema.
     pub fn documents(&self) -> u64 {
         self.documents
+    }
+
+    /// The WAL's logical end: the bytes of its header and records (the file
+    /// is longer by its zero-filled preallocated space).
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal.length_bytes()
     }
 
     /// The sequence number of the last durable WAL record.

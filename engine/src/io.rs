@@ -43,19 +43,29 @@ pub fn read_json_file(path: &Path) -> io::Result<Vec<u8>> {
     read_file_bounded(path, aerodb_format::JSON_FILE_SIZE_MAX_BYTES)
 }
 
-/// The operations the WAL needs from its file.
+/// The operations the WAL needs from its file. The WAL is preallocated:
+/// the file is grown in large zero-filled steps ([`WalFile::grow`]) and
+/// records are written into that space ([`WalFile::write_at`]), so a
+/// commit's fdatasync never has to write the file's size.
 pub trait WalFile: Send {
-    /// Current length in bytes.
+    /// Current length in bytes (the preallocated space included).
     fn len(&self) -> io::Result<u64>;
-    /// Writes `bytes` at the end of the file.
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
-    /// Makes every appended byte durable (fdatasync).
+    /// Writes `bytes` at `offset` (inside the file's length).
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Makes every written byte durable (fdatasync).
     fn sync_data(&mut self) -> io::Result<()>;
-    /// Cuts the file to `length` bytes.
-    fn truncate(&mut self, length: u64) -> io::Result<()>;
+    /// Overwrites `length` bytes at `offset` with zeros (cuts a partial or
+    /// torn record off; the file keeps its length).
+    fn zero(&mut self, offset: u64, length: u64) -> io::Result<()>;
+    /// Extends the file to `length` bytes by writing zeros (real zeros,
+    /// not a hole or an unwritten extent). Not synced.
+    fn grow(&mut self, length: u64) -> io::Result<()>;
     /// Reads exactly `buffer.len()` bytes at `offset`.
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
 }
+
+/// Bytes of zeros written per `write` when a WAL file grows or is cut.
+const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A real file.
 pub struct OsFile {
@@ -69,6 +79,17 @@ impl OsFile {
         let length = file.metadata()?.len();
         Ok(OsFile { file, length })
     }
+
+    fn write_zeros(&mut self, mut offset: u64, end: u64) -> io::Result<()> {
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES.min((end - offset) as usize)];
+        while offset < end {
+            let length = zeros.len().min((end - offset) as usize);
+            self.file.write_all_at(&zeros[..length], offset)?;
+            offset += length as u64;
+            self.length = self.length.max(offset);
+        }
+        Ok(())
+    }
 }
 
 impl WalFile for OsFile {
@@ -76,9 +97,9 @@ impl WalFile for OsFile {
         Ok(self.length)
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, self.length)?;
-        self.length += bytes.len() as u64;
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, offset)?;
+        self.length = self.length.max(offset + bytes.len() as u64);
         Ok(())
     }
 
@@ -86,9 +107,14 @@ impl WalFile for OsFile {
         self.file.sync_data()
     }
 
-    fn truncate(&mut self, length: u64) -> io::Result<()> {
-        self.file.set_len(length)?;
-        self.length = length;
+    fn zero(&mut self, offset: u64, length: u64) -> io::Result<()> {
+        self.write_zeros(offset, offset + length)
+    }
+
+    fn grow(&mut self, length: u64) -> io::Result<()> {
+        if length > self.length {
+            self.write_zeros(self.length, length)?;
+        }
         Ok(())
     }
 
@@ -100,9 +126,14 @@ impl WalFile for OsFile {
 /// Which operation a [`MemFile`] fault applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultOp {
+    /// A record write.
     Append,
+    /// An fdatasync.
     Sync,
+    /// A cut (the zeroing of a partial or torn record).
     Truncate,
+    /// A growth of the preallocated space.
+    Grow,
 }
 
 /// A planned failure: the `nth` (0-based) operation of kind `op` fails with
@@ -122,7 +153,7 @@ pub struct MemState {
     pub live: Vec<u8>,
     pub durable: Vec<u8>,
     pub faults: Vec<Fault>,
-    counts: [u64; 3],
+    counts: [u64; 4],
 }
 
 /// An in-memory [`WalFile`]; clones share the same bytes.
@@ -175,14 +206,24 @@ impl WalFile for MemFile {
         Ok(self.state().live.len() as u64)
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Some(fault) = self.check(FaultOp::Append) {
-            let partial = fault.partial_bytes.min(bytes.len());
-            self.state().live.extend_from_slice(&bytes[..partial]);
-            return Err(io::Error::new(fault.kind, "injected append failure"));
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let fault = self.check(FaultOp::Append);
+        let length = match fault {
+            Some(fault) => fault.partial_bytes.min(bytes.len()),
+            None => bytes.len(),
+        };
+        {
+            let mut state = self.state();
+            let start = offset as usize;
+            if state.live.len() < start + length {
+                state.live.resize(start + length, 0);
+            }
+            state.live[start..start + length].copy_from_slice(&bytes[..length]);
         }
-        self.state().live.extend_from_slice(bytes);
-        Ok(())
+        match fault {
+            Some(fault) => Err(io::Error::new(fault.kind, "injected append failure")),
+            None => Ok(()),
+        }
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
@@ -194,14 +235,24 @@ impl WalFile for MemFile {
         Ok(())
     }
 
-    fn truncate(&mut self, length: u64) -> io::Result<()> {
+    fn zero(&mut self, offset: u64, length: u64) -> io::Result<()> {
         if let Some(fault) = self.check(FaultOp::Truncate) {
-            return Err(io::Error::new(fault.kind, "injected truncate failure"));
+            return Err(io::Error::new(fault.kind, "injected cut failure"));
         }
         let mut state = self.state();
-        state.live.truncate(length as usize);
-        if state.durable.len() > length as usize {
-            state.durable.truncate(length as usize);
+        let end = ((offset + length) as usize).min(state.live.len());
+        let start = (offset as usize).min(end);
+        state.live[start..end].fill(0);
+        Ok(())
+    }
+
+    fn grow(&mut self, length: u64) -> io::Result<()> {
+        if let Some(fault) = self.check(FaultOp::Grow) {
+            return Err(io::Error::new(fault.kind, "injected growth failure"));
+        }
+        let mut state = self.state();
+        if state.live.len() < length as usize {
+            state.live.resize(length as usize, 0);
         }
         Ok(())
     }
@@ -335,10 +386,14 @@ mod tests {
     #[test]
     fn mem_file_separates_live_and_durable() {
         let mut file = MemFile::new(vec![1, 2]);
-        file.append(&[3, 4]).unwrap();
+        file.write_at(2, &[3, 4]).unwrap();
         assert_eq!(file.live(), vec![1, 2, 3, 4]);
         assert_eq!(file.durable(), vec![1, 2]);
         file.sync_data().unwrap();
+        assert_eq!(file.durable(), vec![1, 2, 3, 4]);
+        file.grow(6).unwrap();
+        file.zero(1, 2).unwrap();
+        assert_eq!(file.live(), vec![1, 0, 0, 4, 0, 0]);
         assert_eq!(file.durable(), vec![1, 2, 3, 4]);
     }
 
@@ -346,12 +401,34 @@ mod tests {
     fn mem_file_faults_fire_once_or_sticky() {
         let mut file = MemFile::new(Vec::new());
         file.add_fault(Fault { op: FaultOp::Append, nth: 1, sticky: false, kind: io::ErrorKind::StorageFull, partial_bytes: 1 });
-        file.append(&[1]).unwrap();
-        assert!(file.append(&[2, 2]).is_err());
+        file.write_at(0, &[1]).unwrap();
+        assert!(file.write_at(1, &[2, 2]).is_err());
         assert_eq!(file.live(), vec![1, 2]);
-        file.append(&[3]).unwrap();
+        file.write_at(2, &[3]).unwrap();
         file.add_fault(Fault { op: FaultOp::Sync, nth: 0, sticky: true, kind: io::ErrorKind::Other, partial_bytes: 0 });
         assert!(file.sync_data().is_err());
         assert!(file.sync_data().is_err());
+        file.add_fault(Fault { op: FaultOp::Grow, nth: 0, sticky: false, kind: io::ErrorKind::StorageFull, partial_bytes: 0 });
+        assert!(file.grow(100).is_err());
+        assert_eq!(file.live().len(), 3);
+    }
+
+    #[test]
+    fn os_file_grows_with_written_zeros_and_cuts_by_zeroing() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("wal");
+        std::fs::write(&path, b"abc").unwrap();
+        let mut file = OsFile::open(&path).unwrap();
+        file.grow(3 + 2 * ZERO_CHUNK_BYTES as u64 + 5).unwrap();
+        assert_eq!(file.len().unwrap(), 3 + 2 * ZERO_CHUNK_BYTES as u64 + 5);
+        file.write_at(3, b"defg").unwrap();
+        file.zero(5, 2).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..7], b"abcde\0\0");
+        assert!(bytes[7..].iter().all(|&byte| byte == 0));
+        // Written zeros, not a hole: every block is allocated.
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(&path).unwrap();
+        assert!(metadata.blocks() * 512 >= metadata.len(), "the grown space is a hole");
     }
 }

@@ -14,30 +14,90 @@
 
 use std::path::{Path, PathBuf};
 
-use aerodb_format::wal::{decode_record, RecordError, WalHeader, WalRecord, RECORD_MAX_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES};
+use aerodb_format::wal::{
+    decode_record, RecordError, WalHeader, WalRecord, RECORD_MAX_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_GROW_MIN_BYTES, WAL_GROW_STEP_BYTES,
+    WAL_HEADER_BYTES,
+};
 use aerodb_format::SeqNo;
 
 use crate::crash;
 use crate::error::{AeroError, ErrorCode, Result, Severity};
 use crate::io::WalFile;
 
-/// The open WAL, positioned after its last valid record.
+/// The open WAL, positioned after its last valid record (its logical end;
+/// the file may be longer: zero-filled preallocated space).
 pub struct Wal {
     file: Box<dyn WalFile>,
     path: PathBuf,
     length_bytes: u64,
     last_seq: SeqNo,
+    /// The file's length: preallocated space ends here.
+    capacity: u64,
+    /// How much the file grows by when a group does not fit.
+    grow_step: u64,
 }
 
 impl Wal {
     pub fn new(file: Box<dyn WalFile>, path: &Path, length_bytes: u64, last_seq: SeqNo) -> Wal {
-        Wal { file, path: path.to_path_buf(), length_bytes, last_seq }
+        let capacity = file.len().unwrap_or(length_bytes);
+        Wal { file, path: path.to_path_buf(), length_bytes, last_seq, capacity, grow_step: WAL_GROW_STEP_BYTES }
+    }
+
+    /// Sets the growth step (tests use small steps; the default is
+    /// [`WAL_GROW_STEP_BYTES`]).
+    pub fn set_grow_step(&mut self, bytes: u64) {
+        self.grow_step = bytes.max(aerodb_format::PAGE_SIZE_BYTES as u64);
+    }
+
+    /// The file's length, preallocated space included.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Grows the file so that it holds at least `end` bytes: zeros are
+    /// written (the file about doubles, by at least 1 MiB and at most the
+    /// growth step, in whole MiB) and synced, once,
+    /// so later commits overwrite allocated, written blocks and their
+    /// fdatasync writes data only. A crash inside leaves a shorter run of
+    /// zeros, which reads as the same logical end.
+    fn grow_to(&mut self, end: u64, seq: SeqNo) -> Result<()> {
+        // Doubling from 1 MiB up to steps of `grow_step`: a small database
+        // stays small, a large one grows in large steps.
+        let unit = WAL_GROW_MIN_BYTES.min(self.grow_step);
+        let step = self.capacity.clamp(unit, self.grow_step);
+        let target = end.max(self.capacity + step).div_ceil(unit) * unit;
+        let middle = self.capacity + (target - self.capacity) / 2;
+        let grown = self.file.grow(middle).and_then(|()| {
+            crash::reach("wal_grow");
+            self.file.grow(target)
+        });
+        self.capacity = self.file.len().unwrap_or(self.capacity).max(self.capacity);
+        if let Err(error) = grown {
+            // A full disk: nothing was written into the logical log; the
+            // zeros already written are preallocated space, harmless.
+            return Err(AeroError::new(
+                ErrorCode::WalAppendFailed,
+                format!("growing {} failed: {error}; the write was not applied", self.path.display()),
+            )
+            .detail("file", self.path.display().to_string())
+            .detail("seq", seq.0));
+        }
+        // Never retry an fdatasync: a failed one is fatal, as for a commit.
+        self.file.sync_data().map_err(|error| {
+            AeroError::new(
+                ErrorCode::WalFsyncFailed,
+                format!("fdatasync of {} after growing it failed: {error}; nothing was acknowledged", self.path.display()),
+            )
+            .detail("file", self.path.display().to_string())
+            .detail("seq", seq.0)
+        })
     }
 
     pub fn last_seq(&self) -> SeqNo {
         self.last_seq
     }
 
+    /// The logical end: header and records (preallocated space excluded).
     pub fn length_bytes(&self) -> u64 {
         self.length_bytes
     }
@@ -72,22 +132,26 @@ impl Wal {
             total += record.len() as u64;
         }
         crash::reach("wal_before_append");
+        let failure = |error: std::io::Error, path: &Path| {
+            AeroError::new(ErrorCode::WalAppendFailed, format!("append to {} failed: {error}; the write was not applied", path.display()))
+                .detail("file", path.display().to_string())
+                .detail("seq", first_seq.0)
+        };
+        if self.length_bytes + total > self.capacity {
+            self.grow_to(self.length_bytes + total, first_seq)?;
+        }
         // Two writes for a group: the first half, then the rest, so the
         // `wal_mid_group` crash point finds some records written and none synced.
         let half = if records.len() >= 2 { records.len() / 2 } else { records.len() };
-        let mut written = self.write_records(&records[..half]);
+        let mut written = self.write_records(self.length_bytes, &records[..half]);
         if written.is_ok() && half < records.len() {
             crash::reach("wal_mid_group");
-            written = self.write_records(&records[half..]);
+            let offset = self.length_bytes + records[..half].iter().map(|record| record.len() as u64).sum::<u64>();
+            written = self.write_records(offset, &records[half..]);
         }
         if let Err(error) = written {
-            let failure = AeroError::new(
-                ErrorCode::WalAppendFailed,
-                format!("append to {} failed: {error}; the write was not applied", self.path.display()),
-            )
-            .detail("file", self.path.display().to_string())
-            .detail("seq", first_seq.0);
-            if let Err(cut_error) = self.file.truncate(self.length_bytes) {
+            let failure = failure(error, &self.path);
+            if let Err(cut_error) = self.file.zero(self.length_bytes, total) {
                 // The partial record cannot be cut off: the log's tail is
                 // unknown, so no further write may be appended after it.
                 return Err(failure.with_severity(Severity::Fatal).detail("cut_error", cut_error.to_string()));
@@ -109,16 +173,16 @@ impl Wal {
         Ok(())
     }
 
-    /// Writes records back to back at the end of the file, in one write.
-    fn write_records(&mut self, records: &[&[u8]]) -> std::io::Result<()> {
+    /// Writes records back to back at `offset`, in one write.
+    fn write_records(&mut self, offset: u64, records: &[&[u8]]) -> std::io::Result<()> {
         if let [record] = records {
-            return self.file.append(record);
+            return self.file.write_at(offset, record);
         }
         let mut bytes = Vec::with_capacity(records.iter().map(|record| record.len()).sum());
         for record in records {
             bytes.extend_from_slice(record);
         }
-        self.file.append(&bytes)
+        self.file.write_at(offset, &bytes)
     }
 
     /// Reads `buffer.len()` bytes at `offset` (page images during replay).
@@ -142,12 +206,14 @@ impl Wal {
         self.last_seq = last_seq;
     }
 
-    /// Cuts a torn tail off and makes the cut durable.
-    pub fn cut_tail(&mut self, valid_end: u64) -> Result<()> {
+    /// Cuts a torn tail `[valid_end, valid_end + torn_bytes)` off (overwrites
+    /// it with zeros, so the log ends at `valid_end` by content) and makes
+    /// the cut durable.
+    pub fn cut_tail(&mut self, valid_end: u64, torn_bytes: u64) -> Result<()> {
         let io = |error: std::io::Error| {
             AeroError::new(ErrorCode::RecoveryFailed, format!("cannot cut the torn tail of {}: {error}", self.path.display()))
         };
-        self.file.truncate(valid_end).map_err(io)?;
+        self.file.zero(valid_end, torn_bytes).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.length_bytes = valid_end;
         Ok(())
@@ -162,7 +228,8 @@ pub struct ScanOutcome {
     pub last_seq: SeqNo,
     /// End of the last valid record.
     pub valid_end: u64,
-    /// Bytes after `valid_end` (a torn tail).
+    /// Bytes after `valid_end` up to the last non-zero byte of the file (a
+    /// torn tail; the zeros after it are preallocated space).
     pub torn_bytes: u64,
 }
 
@@ -239,6 +306,10 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
                     RecordError::Incomplete { needed, available } => format!("record needs {needed} bytes, {available} remain"),
                     RecordError::Corrupt(error) => error.to_string(),
                 };
+                let Some(nonzero_end) = last_nonzero_end(&mut window, offset).map_err(read_error)? else {
+                    // Only zeros from here on: the logical end of a preallocated log.
+                    return Ok(ScanOutcome { header, records, last_seq, valid_end: offset, torn_bytes: 0 });
+                };
                 if let Some((found_at, found_seq)) = find_valid_record_after(&mut window, offset).map_err(read_error)? {
                     return Err(corruption(
                         path,
@@ -247,11 +318,29 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
                         format!("damaged record ({reason}) with a valid record (sequence {found_seq}) after it at offset {found_at}"),
                     ));
                 }
-                break;
+                return Ok(ScanOutcome { header, records, last_seq, valid_end: offset, torn_bytes: nonzero_end - offset });
             }
         }
     }
-    Ok(ScanOutcome { header, records, last_seq, valid_end: offset, torn_bytes: length - offset })
+    Ok(ScanOutcome { header, records, last_seq, valid_end: offset, torn_bytes: 0 })
+}
+
+/// The end of the last non-zero byte in `[offset, length)`, or `None` when
+/// every byte there is zero (read in windows; zeros are skipped at memory speed).
+fn last_nonzero_end(window: &mut Window<'_>, offset: u64) -> std::io::Result<Option<u64>> {
+    let mut last = None;
+    let mut at = offset;
+    let length = window.length;
+    while at < length {
+        let bytes = window.at(at)?;
+        let chunk = &bytes[..bytes.len().min((length - at) as usize).min(RECORD_MAX_BYTES)];
+        let end = aerodb_format::nonzero_end(chunk);
+        if end > 0 {
+            last = Some(at + end as u64);
+        }
+        at += chunk.len().max(1) as u64;
+    }
+    Ok(last)
 }
 
 /// Looks for a record that decodes, at any byte offset after `offset`.
@@ -259,6 +348,15 @@ fn find_valid_record_after(window: &mut Window<'_>, offset: u64) -> std::io::Res
     let mut candidate = offset + 1;
     while candidate + 16 <= window.length {
         let bytes = window.at(candidate)?;
+        // A record's length field is never zero: skip a run of zeros (the
+        // preallocated space) to 3 bytes before its next non-zero byte.
+        if bytes[..4] == [0, 0, 0, 0] {
+            match bytes.iter().position(|&byte| byte != 0) {
+                Some(position) => candidate += (position as u64).saturating_sub(3).max(1),
+                None => candidate += bytes.len() as u64,
+            }
+            continue;
+        }
         // A cheap filter before the CRC: record type and op bytes. Any
         // valid record counts, whatever its sequence number.
         let plausible = bytes[4] == RECORD_TYPE_PAGE_WRITE && (1..=3).contains(&bytes[5]);

@@ -63,8 +63,8 @@ fn power_loss_at_every_operation_index() {
     let segment_path = test.path("data/segment-000000.seg");
     let snapshot =
         || std::fs::read(&segment_path).map(|bytes| bytes[..SNAPSHOT_BYTES].to_vec()).unwrap_or_else(|_| vec![0; SNAPSHOT_BYTES]);
-    // (model, durable WAL bytes, segment snapshot) after each operation.
-    let mut moments = vec![(Model::new(), file.durable(), snapshot())];
+    // (model, durable WAL bytes, segment snapshot, the WAL's logical end) after each operation.
+    let mut moments = vec![(Model::new(), file.durable(), snapshot(), db.wal_bytes())];
     let mut model = Model::new();
     for request in &requests {
         let response = db.respond(request, Mode::Query);
@@ -75,19 +75,24 @@ fn power_loss_at_every_operation_index() {
                 apply(&mut model, request);
             }
         }
-        moments.push((model.clone(), file.durable(), snapshot()));
+        moments.push((model.clone(), file.durable(), snapshot(), db.wal_bytes()));
     }
     drop(db);
     let mut rng = fastrand::Rng::with_seed(11);
     let mut boots = 0;
     for index in 0..moments.len() {
-        let (model, durable, snapshot) = &moments[index];
+        let (model, durable, snapshot, end) = &moments[index];
         let next = moments.get(index + 1);
-        // The WAL as fsync left it; plus a torn piece of the next record; plus all of it.
+        // The WAL as fsync left it; plus a torn piece of the next record,
+        // in the preallocated space (zeros after it) and in a file that ends
+        // there; plus all of it.
         let mut variants: Vec<(Vec<u8>, &Model)> = vec![(durable.clone(), model)];
-        if let Some((next_model, next_durable, _)) = next {
-            if next_durable.len() > durable.len() {
-                let torn = rng.usize(durable.len() + 1..next_durable.len());
+        if let Some((next_model, next_durable, _, next_end)) = next {
+            if next_end > end {
+                let torn = rng.usize(*end as usize + 1..*next_end as usize);
+                let mut in_place = next_durable.clone();
+                in_place[torn..*next_end as usize].fill(0);
+                variants.push((in_place, model));
                 variants.push((next_durable[..torn].to_vec(), model));
                 variants.push((next_durable.clone(), next_model));
             }

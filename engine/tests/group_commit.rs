@@ -110,6 +110,8 @@ fn a_group_is_one_append_and_one_fdatasync() {
     let test = test_db();
     let file = MemFile::new(std::fs::read(test.path("wal/wal.log")).unwrap());
     let mut db = open_mem(&test, &file);
+    // The first write grows the empty log (one more fdatasync, once).
+    assert_eq!(run(&mut db, &user("warm", "up", 1))["status"], "ok");
     let requests: Vec<Value> = (0..200).map(|n| serde_json::from_str(&user(&format!("g{n}"), "ann", n)).unwrap()).collect();
     let before = file.operations(FaultOp::Sync);
     let answers = db.respond_batch(&requests, Mode::Query);
@@ -119,9 +121,12 @@ fn a_group_is_one_append_and_one_fdatasync() {
     let many: Vec<Value> =
         (0..aerodb_engine::db::GROUP_WRITES_MAX + 5).map(|n| serde_json::from_str(&user(&format!("h{n}"), "bob", 1)).unwrap()).collect();
     let before = file.operations(FaultOp::Sync);
+    let growths_before = file.operations(FaultOp::Grow);
     assert!(db.respond_batch(&many, Mode::Query).iter().all(|answer| answer["status"] == "ok"));
-    assert_eq!(file.operations(FaultOp::Sync) - before, 2);
-    assert_eq!(db.documents(), 200 + many.len() as u64);
+    // Each growth of the preallocated log is two `grow` calls and one fdatasync.
+    let growths = (file.operations(FaultOp::Grow) - growths_before) / 2;
+    assert_eq!(file.operations(FaultOp::Sync) - before, 2 + growths);
+    assert_eq!(db.documents(), 201 + many.len() as u64);
 }
 
 #[test]
@@ -269,8 +274,8 @@ fn power_loss_in_any_group_leaves_a_prefix_with_every_acknowledged_write() {
     let test = test_db();
     let file = MemFile::new(std::fs::read(test.path("wal/wal.log")).unwrap());
     let mut db = open_mem(&test, &file);
-    // After each group: the durable WAL, and the models after every prefix of the group.
-    let mut moments: Vec<(Vec<u8>, Vec<Model>)> = vec![(file.durable(), vec![Model::new()])];
+    // After each group: the durable WAL, its logical end, and the models after every prefix of the group.
+    let mut moments: Vec<(Vec<u8>, usize, Vec<Model>)> = vec![(file.durable(), db.wal_bytes() as usize, vec![Model::new()])];
     let mut model = Model::new();
     for batch in batches(&requests, 5) {
         let mut prefixes = vec![model.clone()];
@@ -283,23 +288,31 @@ fn power_loss_in_any_group_leaves_a_prefix_with_every_acknowledged_write() {
                 prefixes.push(model.clone());
             }
         }
-        moments.push((file.durable(), prefixes));
+        moments.push((file.durable(), db.wal_bytes() as usize, prefixes));
     }
     drop(db);
     let mut rng = fastrand::Rng::with_seed(9);
     for index in 1..moments.len() {
-        let (before, _) = &moments[index - 1];
-        let (after, prefixes) = &moments[index];
+        let (_, before, _) = &moments[index - 1];
+        let (after, after_end, prefixes) = &moments[index];
         let acknowledged_before = prefixes.first().unwrap();
-        // Power lost before the group's fdatasync: nothing, a torn piece, or all of its bytes.
-        let mut cuts = vec![before.len(), after.len()];
-        if after.len() > before.len() + 1 {
-            cuts.extend((0..3).map(|_| rng.usize(before.len() + 1..after.len())));
+        // Power lost before the group's fdatasync: nothing, a torn piece, or all of its bytes;
+        // each in the preallocated file (zeros after the cut) and in a file that ends at the cut.
+        let mut cuts = vec![*before, *after_end];
+        if *after_end > before + 1 {
+            cuts.extend((0..3).map(|_| rng.usize(before + 1..*after_end)));
         }
-        for cut in cuts {
+        for (cut, in_place) in cuts.iter().flat_map(|cut| [(*cut, true), (*cut, false)]) {
             let folder = tempfile::tempdir().unwrap();
             copy_data(&test, folder.path());
-            std::fs::write(folder.path().join("data/wal/wal.log"), &after[..cut]).unwrap();
+            let wal = if in_place {
+                let mut bytes = after.clone();
+                bytes[cut..*after_end].fill(0);
+                bytes
+            } else {
+                after[..cut].to_vec()
+            };
+            std::fs::write(folder.path().join("data/wal/wal.log"), &wal).unwrap();
             let mut db = Database::open(&folder.path().join("aerodb.json"))
                 .unwrap_or_else(|error| panic!("boot at group {index}, cut {cut}: {error}"));
             let present: Model = (0..24)
@@ -312,10 +325,10 @@ fn power_loss_in_any_group_leaves_a_prefix_with_every_acknowledged_write() {
                 })
                 .collect();
             assert!(prefixes.contains(&present), "group {index}, cut {cut}: the documents are no prefix of the group");
-            if cut == after.len() {
+            if cut == *after_end {
                 assert_eq!(&present, prefixes.last().unwrap());
             }
-            if cut == before.len() {
+            if cut == *before {
                 assert_eq!(&present, acknowledged_before);
             }
             assert_eq!(db.check_indexes().unwrap(), 3 * present.len() as u64);

@@ -104,3 +104,24 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     }
     digits.parse().ok()
 }
+
+/// Whether every byte of `bytes` is zero. Compared against a block of zeros
+/// (memcmp), so a long run of preallocated space is checked at memory speed
+/// even in an unoptimised build.
+pub fn all_zero(bytes: &[u8]) -> bool {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    bytes.chunks(ZEROS.len()).all(|chunk| chunk == &ZEROS[..chunk.len()])
+}
+
+/// One past the last non-zero byte of `bytes` (0 when all are zero).
+pub fn nonzero_end(bytes: &[u8]) -> usize {
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(4096);
+        if !all_zero(&bytes[start..end]) {
+            return start + bytes[start..end].iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
+        }
+        end = start;
+    }
+    0
+}

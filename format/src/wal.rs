@@ -32,6 +32,15 @@ pub const RECORD_MIN_BYTES: usize = RECORD_FIXED_BYTES + 4 + 2 + 4;
 /// chain freed fits with room to spare).
 pub const RECORD_MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const RECORD_TYPE_PAGE_WRITE: u8 = 1;
+/// The smallest growth of the WAL file, and the unit its length is rounded to.
+pub const WAL_GROW_MIN_BYTES: u64 = 1024 * 1024;
+/// The WAL file is preallocated in steps (doubling from
+/// `WAL_GROW_MIN_BYTES`) of at most this size: zeros are written
+/// and synced once, and records are written into that space, so a commit's
+/// fdatasync writes data only. The log's logical end is found by content:
+/// the first offset where no record decodes and every byte after it is
+/// zero (FORMAT.md, section 5).
+pub const WAL_GROW_STEP_BYTES: u64 = 32 * 1024 * 1024;
 /// Bytes before each page image: page number, lower, upper.
 pub const PAGE_ENTRY_HEADER_BYTES: usize = 12;
 

@@ -86,9 +86,11 @@ impl Sandbox {
         std::fs::write(self.data().join("metadata/schemas").join(name), text).expect("write schema");
     }
 
-    /// Length of `data/wal/wal.log` in bytes.
+    /// The logical end of `data/wal/wal.log`: where its chain of records
+    /// ends (the file is longer by its zero-filled preallocated space).
     pub fn wal_len(&self) -> u64 {
-        std::fs::metadata(self.data().join("wal/wal.log")).expect("wal/wal.log").len()
+        let wal = std::fs::read(self.data().join("wal/wal.log")).expect("wal/wal.log");
+        reliability::wal_records(&wal).last().map_or(40.min(wal.len()), |(_, end)| *end) as u64
     }
 
     /// Runs `aerodb <args> --config aerodb.json` in the sandbox with `stdin`.

@@ -503,6 +503,22 @@ pub fn wal_records(wal: &[u8]) -> Vec<(usize, usize)> {
     records
 }
 
+/// The logical end of a WAL: where the chain of records ends (zeros after
+/// it are preallocated space).
+pub fn wal_logical_end(wal: &[u8]) -> usize {
+    wal_records(wal).last().map_or(40.min(wal.len()), |(_, end)| *end)
+}
+
+/// Cuts a WAL file's preallocated zero tail off, leaving a log that ends at
+/// its last record (the form a log had before preallocation; the engine
+/// reads both).
+pub fn strip_preallocation(path: &Path) {
+    let wal = std::fs::read(path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    let end = wal_logical_end(&wal);
+    assert!(wal[end..].iter().all(|&byte| byte == 0), "non-zero bytes after the last record");
+    set_length(path, end as u64);
+}
+
 pub fn wal_path(sandbox: &Sandbox) -> PathBuf {
     sandbox.data().join("wal/wal.log")
 }

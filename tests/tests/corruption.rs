@@ -214,14 +214,27 @@ fn segment_tries(segment: &[u8], rng: &mut fastrand::Rng) -> (Vec<Try>, Vec<Try>
     (written, unwritten)
 }
 
-/// The WAL: every header byte, the first and last byte of every record, and a sample elsewhere.
+/// The WAL: every header byte, the first and last byte of every record, and
+/// a sample of the records' other bytes.
 fn wal_tries(wal: &[u8], rng: &mut fastrand::Rng, extra: usize) -> Vec<Try> {
     let mut offsets: Vec<u64> = (0..40).collect();
     for (start, end) in wal_records(wal) {
         offsets.push(start as u64);
         offsets.push(end as u64 - 1);
     }
-    offsets.extend(sample(rng, 40, wal.len() as u64, if wal.len() <= 2048 { usize::MAX } else { extra }));
+    let end = wal_logical_end(wal);
+    offsets.extend(sample(rng, 40, end as u64, if end <= 2048 { usize::MAX } else { extra }));
+    offsets.sort_unstable();
+    offsets.dedup();
+    xor_tries("wal/wal.log", "wal/wal.log", offsets)
+}
+
+/// The WAL's preallocated zero tail: its first bytes, its last byte, and a sample.
+fn wal_tail_tries(wal: &[u8], rng: &mut fastrand::Rng, count: usize) -> Vec<Try> {
+    let end = wal_logical_end(wal) as u64;
+    assert!(wal.len() as u64 > end + 16, "the WAL is preallocated");
+    let mut offsets: Vec<u64> = (end..end + 16).chain([wal.len() as u64 - 1]).collect();
+    offsets.extend(sample(rng, end, wal.len() as u64, count));
     offsets.sort_unstable();
     offsets.dedup();
     xor_tries("wal/wal.log", "wal/wal.log", offsets)
@@ -379,6 +392,9 @@ fn clean_database_manifest_and_wal_damage_is_refused() {
     run_tries(&fixture, &manifest, Expect::Refused, "clean", &mut tallies);
     let wal = std::fs::read(root.join("wal/wal.log")).expect("WAL");
     run_tries(&fixture, &wal_tries(&wal, &mut rng, 260), Expect::Refused, "clean", &mut tallies);
+    // A clean shutdown leaves nothing after the last record but zeros: a
+    // non-zero byte there is a torn tail where none can be, refused.
+    run_tries(&fixture, &wal_tail_tries(&wal, &mut rng, 20), Expect::Refused, "clean", &mut tallies);
     print_tallies("single-byte damage, clean shutdown, MANIFEST and WAL", &tallies);
 }
 
@@ -435,5 +451,8 @@ fn killed_database_segment_damage_is_replayed_or_refused_and_wal_damage_refused(
     // applied, and the earlier ones are covered by the old clean shutdown.
     let wal = std::fs::read(root.join("wal/wal.log")).expect("WAL");
     run_tries(&fixture, &wal_tries(&wal, &mut rng, 60), Expect::Refused, "after SIGKILL", &mut tallies);
+    // After a crash, a non-zero byte in the zero tail reads as a torn tail
+    // of an unacknowledged write: cut (zeroed), and the data served is exact.
+    run_tries(&fixture, &wal_tail_tries(&wal, &mut rng, 20), Expect::Either, "after SIGKILL", &mut tallies);
     print_tallies("single-byte damage after SIGKILL (no clean shutdown)", &tallies);
 }

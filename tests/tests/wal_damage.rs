@@ -55,6 +55,20 @@ fn crashed_database(torn: bool) -> (Sandbox, Model, Op) {
     (sandbox, model, in_flight)
 }
 
+/// [`crashed_database`] with the WAL's preallocated zero tail cut off, so
+/// the log ends at its last record and bytes can be appended after it (the
+/// `preallocated_*` tests damage the zero-filled form itself).
+fn crashed_database_without_preallocation(torn: bool) -> (Sandbox, Model, Op) {
+    let (sandbox, model, in_flight) = crashed_database(torn);
+    strip_preallocation(&wal_path(&sandbox));
+    (sandbox, model, in_flight)
+}
+
+/// The bytes after `end` are all zero.
+fn zeros_after(wal: &[u8], end: usize) -> bool {
+    wal[end..].iter().all(|&byte| byte == 0)
+}
+
 fn wal_bytes(sandbox: &Sandbox) -> Vec<u8> {
     std::fs::read(wal_path(sandbox)).expect("read WAL")
 }
@@ -85,7 +99,7 @@ fn refused_as_wal_corruption(sandbox: &Sandbox, context: &str) -> Value {
 
 #[test]
 fn torn_last_record_is_cut_at_every_byte_offset() {
-    let (sandbox, model, in_flight) = crashed_database(true);
+    let (sandbox, model, in_flight) = crashed_database_without_preallocation(true);
     let wal = wal_path(&sandbox);
     let original = wal_bytes(&sandbox);
     let records = wal_records(&original);
@@ -103,17 +117,20 @@ fn torn_last_record_is_cut_at_every_byte_offset() {
             expected.apply(&in_flight);
         }
         let report = boots_and_serves(&sandbox, &expected, &context);
-        let torn = if length == end { 0 } else { length - start };
+        // The torn bytes end at the last non-zero byte (zeros are no torn tail).
+        let torn = if length == end { 0 } else { original[start..length].iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1) };
         assert_eq!(report["torn_bytes_discarded"], torn as u64, "{context}: {report}");
         assert_eq!(report["clean_shutdown"], false, "{context}: {report}");
         let valid_end = if length == end { end } else { start };
-        assert_eq!(std::fs::metadata(&wal).expect("WAL").len(), valid_end as u64, "{context}: the WAL must be cut back to its valid end");
+        let after = wal_bytes(&sandbox);
+        assert_eq!(wal_logical_end(&after), valid_end, "{context}: the WAL must be cut back to its valid end");
+        assert!(zeros_after(&after, valid_end), "{context}: the cut bytes are zeroed");
     }
 }
 
 #[test]
 fn after_a_torn_tail_is_cut_the_next_write_continues_the_log() {
-    let (sandbox, mut model, _) = crashed_database(true);
+    let (sandbox, mut model, _) = crashed_database_without_preallocation(true);
     let wal = wal_path(&sandbox);
     let (start, end) = *wal_records(&wal_bytes(&sandbox)).last().expect("record");
     set_length(&wal, ((start + end) / 2) as u64);
@@ -133,7 +150,7 @@ fn after_a_torn_tail_is_cut_the_next_write_continues_the_log() {
 
 #[test]
 fn garbage_after_the_last_record_is_cut_as_a_torn_tail() {
-    let (sandbox, model, _) = crashed_database(false);
+    let (sandbox, model, _) = crashed_database_without_preallocation(false);
     let wal = wal_path(&sandbox);
     let original = wal_bytes(&sandbox);
     let (last_start, last_end) = *wal_records(&original).last().expect("record");
@@ -150,15 +167,22 @@ fn garbage_after_the_last_record_is_cut_as_a_torn_tail() {
         snapshot.restore(&sandbox.data());
         append(&wal, &bytes);
         let report = boots_and_serves(&sandbox, &model, what);
-        assert_eq!(report["torn_bytes_discarded"], bytes.len() as u64, "{what}: {report}");
-        assert_eq!(std::fs::metadata(&wal).expect("WAL").len(), original.len() as u64, "{what}: cut back to the valid end");
-        assert_eq!(wal_bytes(&sandbox), original, "{what}: the valid records are untouched");
+        // Zeros after the last record are the log's end, not a torn tail:
+        // the torn bytes end at the last non-zero byte.
+        let torn = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
+        assert_eq!(report["torn_bytes_discarded"], torn as u64, "{what}: {report}");
+        let after = wal_bytes(&sandbox);
+        assert_eq!(wal_logical_end(&after), original.len(), "{what}: cut back to the valid end");
+        assert!(
+            after[..original.len()] == original[..] && zeros_after(&after, original.len()),
+            "{what}: the valid records are untouched, the garbage zeroed"
+        );
     }
 }
 
 #[test]
 fn a_repeated_record_is_corruption() {
-    let (sandbox, _, _) = crashed_database(false);
+    let (sandbox, _, _) = crashed_database_without_preallocation(false);
     let original = wal_bytes(&sandbox);
     let records = wal_records(&original);
     let (last_start, last_end) = *records.last().expect("record");
@@ -276,15 +300,78 @@ fn after_a_clean_shutdown_a_lost_last_record_is_fatal() {
         refused_as_wal_corruption(&sandbox, &format!("clean database, WAL cut to {length} (last record [{start}, {end}))"));
         assert!(sandbox.data().join("clean_shutdown").exists(), "a refused boot keeps the marker");
     }
-    // Bytes after the last record of a cleanly shut down log are damage too.
+    // Non-zero bytes after the last record of a cleanly shut down log are
+    // damage too, next to the records or far into the preallocated space;
+    // zeros there are preallocated space.
+    let file_length = original.len();
+    assert!(file_length > end + 4096, "the log is preallocated");
+    for at in [end, end + 1, file_length - 1] {
+        snapshot.restore(&sandbox.data());
+        let mut bytes = wal_bytes(&sandbox);
+        bytes[at] = 0xAB;
+        std::fs::write(&wal, &bytes).expect("write WAL");
+        refused_as_wal_corruption(&sandbox, &format!("clean database with a non-zero byte at {at}, after the last record"));
+    }
     snapshot.restore(&sandbox.data());
     append(&wal, &[0u8; 64]);
-    refused_as_wal_corruption(&sandbox, "clean database with 64 zero bytes appended");
+    let report = boots_and_serves(&sandbox, &model, "clean database with 64 more zero bytes");
+    assert_eq!(report["torn_bytes_discarded"], 0);
     // Undamaged, it serves everything.
     snapshot.restore(&sandbox.data());
     let report = boots_and_serves(&sandbox, &model, "undamaged");
     assert_eq!(report["clean_shutdown"], true);
     assert_eq!(report["torn_bytes_discarded"], 0);
+}
+
+/// The preallocated form itself: a record torn inside the zero-filled space
+/// (the crash point `wal_after_append` leaves the whole record there, a
+/// power loss may leave any prefix of it) is cut by zeroing it, the file
+/// keeps its length, and the next write overwrites the same place; a
+/// non-zero byte anywhere in the zero tail after a crash is a torn tail.
+#[test]
+fn preallocated_log_torn_records_and_stray_bytes_are_cut_in_place() {
+    let (sandbox, model, in_flight) = crashed_database(true);
+    let wal = wal_path(&sandbox);
+    let original = wal_bytes(&sandbox);
+    let (start, end) = *wal_records(&original).last().expect("the torn record");
+    assert!(original.len() > end + 4096 && zeros_after(&original, end), "the record lies in preallocated space");
+    let snapshot = Snapshot::capture(&sandbox.data());
+    for keep in [1, 4, 20, (end - start) / 2, end - start - 1, end - start] {
+        snapshot.restore(&sandbox.data());
+        let mut bytes = original.clone();
+        bytes[start + keep..end].fill(0);
+        std::fs::write(&wal, &bytes).expect("write WAL");
+        let context = format!("{keep} of the torn record's {} bytes survived", end - start);
+        let mut expected = model.clone();
+        if keep == end - start {
+            expected.apply(&in_flight);
+        }
+        let report = boots_and_serves(&sandbox, &expected, &context);
+        let survived_to = bytes[..end].iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
+        let torn = if keep == end - start { 0 } else { survived_to - start };
+        assert_eq!(report["torn_bytes_discarded"], torn as u64, "{context}: {report}");
+        let after = wal_bytes(&sandbox);
+        assert_eq!(after.len(), original.len(), "{context}: the file keeps its preallocated length");
+        let valid_end = if keep == end - start { end } else { start };
+        assert!(after[..valid_end] == original[..valid_end] && zeros_after(&after, valid_end), "{context}: cut by zeroing");
+    }
+    // A stray non-zero byte deep in the preallocated space after a crash.
+    snapshot.restore(&sandbox.data());
+    let mut bytes = original.clone();
+    let stray = original.len() - 1;
+    bytes[stray] = 0x5A;
+    std::fs::write(&wal, &bytes).expect("write WAL");
+    let mut expected = model.clone();
+    expected.apply(&in_flight);
+    let report = boots_and_serves(&sandbox, &expected, "a stray byte in the zero tail");
+    assert_eq!(report["torn_bytes_discarded"], (stray + 1 - end) as u64, "{report}");
+    assert!(zeros_after(&wal_bytes(&sandbox), end));
+    // The next write lands where the log ended, in the same file.
+    let mut model = expected;
+    run_writes(&sandbox, &mut model, &[Op::insert("user", user_doc("u8", "hal", 8))]);
+    let after = wal_bytes(&sandbox);
+    assert_eq!(after.len(), original.len());
+    assert_eq!(wal_records(&after).len(), 7);
 }
 
 /// After a clean shutdown, more writes and a crash, a WAL cut back at a

@@ -83,6 +83,8 @@ pub enum ScanEntry {
 #[derive(Clone, Debug)]
 pub struct WalScan {
     pub file_bytes: usize,
+    /// Where the records end (zeros after it are preallocated space).
+    pub logical_end: usize,
     pub header: Result<WalHeader, DecodeError>,
     pub entries: Vec<ScanEntry>,
 }
@@ -97,6 +99,11 @@ impl WalScan {
         // Each iteration moves `position` forward by at least one byte.
         while position < bytes.len() {
             let rest = &bytes[position..];
+            if aerodb_format::all_zero(rest) {
+                // Zeros to the end of the file: the logical end of a
+                // preallocated log, not a torn tail (FORMAT.md section 5).
+                break;
+            }
             match decode_record(rest) {
                 Ok(record) => {
                     let sequence_error = match expected_seq {
@@ -142,7 +149,8 @@ impl WalScan {
                         position = next;
                         continue;
                     }
-                    entries.push(ScanEntry::Torn { offset: position, bytes: available, reason });
+                    let torn = aerodb_format::nonzero_end(rest);
+                    entries.push(ScanEntry::Torn { offset: position, bytes: torn, reason });
                     break;
                 }
                 Err(RecordError::Corrupt(error)) => match next_valid_record(bytes, position) {
@@ -154,7 +162,9 @@ impl WalScan {
                     }
                     None if error.field == "crc" || error.field == "length" => {
                         let reason = format!("{} (nothing valid follows)", error);
-                        entries.push(ScanEntry::Torn { offset: position, bytes: rest.len(), reason });
+                        // The torn bytes end at the last non-zero byte; the zeros after it are preallocated space.
+                        let torn = aerodb_format::nonzero_end(rest);
+                        entries.push(ScanEntry::Torn { offset: position, bytes: torn, reason });
                         break;
                     }
                     None => {
@@ -165,7 +175,13 @@ impl WalScan {
                 },
             }
         }
-        WalScan { file_bytes: bytes.len(), header, entries }
+        let logical_end = match entries.last() {
+            Some(ScanEntry::Record(record)) => record.offset + record.length,
+            Some(ScanEntry::Torn { offset, .. }) => *offset,
+            Some(ScanEntry::Corrupt { offset, skipped_bytes, .. }) => offset + skipped_bytes,
+            None => WAL_HEADER_BYTES.min(bytes.len()),
+        };
+        WalScan { file_bytes: bytes.len(), logical_end, header, entries }
     }
 
     pub fn records(&self) -> impl Iterator<Item = &ScannedRecord> {

@@ -255,7 +255,10 @@ pub fn check_state(database: &Database, clean: bool, expected: &StateExpectation
     if let Some(wal_bytes) = field("wal_bytes", report).filter(|&bytes| bytes != expected.wal_bytes) {
         report.problem(
             location.clone(),
-            format!("wal_bytes {wal_bytes} does not match the size of {WAL_FILE}, {} bytes (clean shutdown)", expected.wal_bytes),
+            format!(
+                "wal_bytes {wal_bytes} does not match the end of the records of {WAL_FILE}, {} bytes (clean shutdown)",
+                expected.wal_bytes
+            ),
         );
     }
     if let Some(documents) = field("documents", report).filter(|&count| count != expected.documents) {

@@ -36,7 +36,7 @@ pub fn run(database: &Database, allow_map: bool) -> Report {
     let documents = documents::check(&data, &wal, &schemas, clean, &mut report);
     let expected = metadata::StateExpectations {
         last_seq: wal.last_seq.0,
-        wal_bytes: wal.file_bytes,
+        wal_bytes: wal.logical_end,
         documents: documents.by_locator.len() as u64,
         document_pages: wal.last_images.keys().next_back().map_or(0, |page_no| page_no.0 + 1),
     };

@@ -28,6 +28,8 @@ pub struct WalView {
     pub last_images: BTreeMap<PageNo, LastImage>,
     pub last_seq: SeqNo,
     pub file_bytes: u64,
+    /// Where the records end (the file may hold zero-filled preallocated space after it).
+    pub logical_end: u64,
 }
 
 impl WalView {
@@ -40,7 +42,7 @@ impl WalView {
 /// Checks the WAL; `clean` (the clean-shutdown marker exists) makes a torn
 /// tail corruption instead of a warning.
 pub fn check_wal(database: &Database, allow_map: bool, manifest: Option<&Manifest>, clean: bool, report: &mut Report) -> WalView {
-    let mut view = WalView { bytes: None, last_images: BTreeMap::new(), last_seq: SeqNo(0), file_bytes: 0 };
+    let mut view = WalView { bytes: None, last_images: BTreeMap::new(), last_seq: SeqNo(0), file_bytes: 0, logical_end: 0 };
     let bytes = match files::load(&database.path(WAL_FILE), allow_map) {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -99,6 +101,8 @@ pub fn check_wal(database: &Database, allow_map: bool, manifest: Option<&Manifes
         }
     }
     view.last_seq = scan.last_seq();
+    view.logical_end = scan.logical_end as u64;
+    report.count("wal_logical_bytes", view.logical_end);
     view.bytes = Some(bytes);
     view
 }
