@@ -16,7 +16,7 @@ use aerodb_format::document::encode_record;
 use aerodb_format::key::{self, KeyValue};
 use aerodb_format::manifest::Manifest;
 use aerodb_format::schema::{FieldType, Schema};
-use aerodb_format::wal::{encode_record as encode_wal_record, RecordHeader, WalHeader, WalOp};
+use aerodb_format::wal::{encode_changes, PageWrite, RecordHeader, WalHeader, WalOp};
 use aerodb_format::{config::Config, SeqNo, DOC_SIZE_MAX_BYTES};
 use serde_json::{json, Map, Value};
 
@@ -680,8 +680,20 @@ impl Database {
         self.heap.prepare(&plan)?;
         self.group_ids.insert((schema.schema_id.clone(), id_key), group_entry);
         let pages = plan.seal(seq);
+        // A page the log already holds (below the page count before this
+        // write) is logged as a delta against its content now; a new page
+        // as its whole image.
+        let writes: Vec<PageWrite<'_>> = pages
+            .iter()
+            .map(|page| {
+                let page_no = aerodb_format::page::PageHeader::read(page).page_no();
+                let before = if page_no.0 < self.heap.page_count() { self.heap.checked_page(page_no).ok() } else { None };
+                PageWrite { page, before }
+            })
+            .collect();
         let header = RecordHeader { seq, op: wal_op, schema_id: &schema.schema_id, schema_version: &schema.schema_version, id: &id };
-        staged.record = encode_wal_record(&header, &pages);
+        staged.record = encode_changes(&header, &writes);
+        drop(writes);
         self.heap.stage(plan);
         Ok(Some(staged))
     }

@@ -22,6 +22,8 @@ use aerodb_format::slotted::{self, SlotRecord};
 use aerodb_format::{PageNo, SeqNo, PAGE_SIZE_BYTES};
 use serde_json::{Map, Value};
 
+use aerodb_format::wal::PageChange;
+
 use crate::btree::{Indexes, TreeId};
 use crate::catalog::Catalog;
 use crate::crash;
@@ -83,6 +85,16 @@ struct LastImage {
     upper: u16,
 }
 
+/// A page's entries in the WAL from its last whole image on: the image,
+/// then the deltas logged after it, in log order (file offset and length
+/// of each delta's encoded ranges), and the sequence number of the last one.
+#[derive(Clone, Debug)]
+struct PageLog {
+    image: LastImage,
+    deltas: Vec<(u64, u32)>,
+    last_seq: u64,
+}
+
 /// Replays the WAL into the heap's segments. `expected_last_seq` is the
 /// sequence number recorded by the last clean shutdown, if there was one.
 /// `acknowledged_wal_bytes` is the WAL length recorded by the last clean
@@ -98,7 +110,7 @@ pub fn replay(
     let started = Instant::now();
     let clean = expected_last_seq.is_some();
     let path = wal.path().to_path_buf();
-    let mut last: BTreeMap<PageNo, LastImage> = BTreeMap::new();
+    let mut last: BTreeMap<PageNo, PageLog> = BTreeMap::new();
     let wal_bytes = wal.file().len().unwrap_or(0);
     let mut progress = crate::log::Progress::new("replay", wal_bytes, 64 << 20);
     let outcome = scan(wal.file(), &path, |offset, record, bytes| {
@@ -115,7 +127,29 @@ pub fn replay(
             .detail("schema_version", record.schema_version.clone())
             .detail("seq", record.seq.0));
         }
-        for image in &record.pages {
+        for change in &record.pages {
+            let image = match change {
+                PageChange::Image(image) => image,
+                PageChange::Delta(delta) => {
+                    // A delta is applied to the page as the log's earlier
+                    // entries left it: the log must hold an image before it.
+                    let Some(log) = last.get_mut(&delta.page_no) else {
+                        return Err(AeroError::new(
+                            ErrorCode::WalCorruption,
+                            format!(
+                                "WAL record {} at offset {offset} logs a delta of page {} with no earlier image of that page",
+                                record.seq, delta.page_no
+                            ),
+                        )
+                        .detail("offset", offset)
+                        .detail("seq", record.seq.0));
+                    };
+                    let within = delta.encoded.as_ptr() as u64 - bytes.as_ptr() as u64;
+                    log.deltas.push((offset + within, delta.encoded.len() as u32));
+                    log.last_seq = record.seq.0;
+                    continue;
+                }
+            };
             let kind = PageHeader::read_image_prefix(image.image).kind;
             if !matches!(PageKind::from_byte(kind), Some(PageKind::Document | PageKind::Overflow | PageKind::Free)) {
                 return Err(AeroError::new(
@@ -129,7 +163,8 @@ pub fn replay(
                 .detail("seq", record.seq.0));
             }
             let within = image.image.as_ptr() as u64 - bytes.as_ptr() as u64;
-            last.insert(image.page_no, LastImage { file_offset: offset + within, lower: image.lower, upper: image.upper });
+            let image = LastImage { file_offset: offset + within, lower: image.lower, upper: image.upper };
+            last.insert(change.page_no(), PageLog { image, deltas: Vec::new(), last_seq: record.seq.0 });
         }
         Ok(())
     })?;
@@ -194,13 +229,37 @@ pub fn replay(
         }
     }
     let mut image = vec![0u8; PAGE_SIZE_BYTES];
-    for (page_no, location) in &last {
+    let mut delta_bytes = Vec::new();
+    for (page_no, log) in &last {
+        let location = &log.image;
         let length = usize::from(location.lower) + PAGE_SIZE_BYTES - usize::from(location.upper);
         wal.read_at(location.file_offset, &mut image[..length])?;
-        let full = page::restore_hole(location.lower, location.upper, &image[..length])
+        let mut full = page::restore_hole(location.lower, location.upper, &image[..length])
             .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error))?;
-        page::verify(&full, *page_no)
+        // Every delta after the image, in log order: the page is rebuilt
+        // from the log alone, never from the segment's bytes.
+        for (delta_offset, delta_length) in &log.deltas {
+            delta_bytes.resize(*delta_length as usize, 0);
+            wal.read_at(*delta_offset, &mut delta_bytes)?;
+            aerodb_format::wal::apply_encoded_delta(&mut full, &delta_bytes)
+                .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error.shifted(*delta_offset as usize)))?;
+        }
+        let header = page::verify(&full, *page_no)
             .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error.shifted(location.file_offset as usize)))?;
+        let kind = PageKind::from_byte(header.kind);
+        if header.lsn().0 != log.last_seq || !matches!(kind, Some(PageKind::Document | PageKind::Overflow | PageKind::Free)) {
+            return Err(AeroError::new(
+                ErrorCode::WalCorruption,
+                format!(
+                    "page {page_no} rebuilt from the WAL has lsn {} and kind {}, expected lsn {} and a document-space kind",
+                    header.lsn(),
+                    header.kind,
+                    log.last_seq
+                ),
+            )
+            .detail("page", page_no.0)
+            .detail("seq", log.last_seq));
+        }
         let current = heap.pager.page_mut(*page_no)?;
         if current[..] != full[..] {
             if clean {
@@ -209,7 +268,7 @@ pub fn replay(
                 return Err(AeroError::new(
                     ErrorCode::DataCorruption,
                     format!(
-                        "{} page {page_no} differs from its last WAL image at byte {differs_at} after a clean shutdown",
+                        "{} page {page_no} differs from its content rebuilt from the WAL at byte {differs_at} after a clean shutdown",
                         file.display()
                     ),
                 )

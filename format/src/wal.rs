@@ -32,6 +32,18 @@ pub const RECORD_MIN_BYTES: usize = RECORD_FIXED_BYTES + 4 + 2 + 4;
 /// chain freed fits with room to spare).
 pub const RECORD_MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const RECORD_TYPE_PAGE_WRITE: u8 = 1;
+/// A record whose page entries each say whether they hold a whole image or
+/// a physical delta (section 10.3 of FORMAT.md). Written by this version.
+pub const RECORD_TYPE_PAGE_CHANGES: u8 = 2;
+/// Entry kind (records of type 2): the page's whole image, hole elided.
+pub const ENTRY_IMAGE: u8 = 1;
+/// Entry kind (records of type 2): byte ranges of the page that changed
+/// since the page's previous entry in the log.
+pub const ENTRY_DELTA: u8 = 2;
+/// Bytes before a delta's ranges: page number, kind, range count.
+pub const DELTA_ENTRY_HEADER_BYTES: usize = 11;
+/// Bytes before each range's bytes: offset, length.
+pub const DELTA_RANGE_HEADER_BYTES: usize = 4;
 /// The smallest growth of the WAL file, and the unit its length is rounded to.
 pub const WAL_GROW_MIN_BYTES: u64 = 1024 * 1024;
 /// The WAL file is preallocated in steps (doubling from
@@ -156,7 +168,134 @@ impl PageImage<'_> {
     }
 }
 
-/// A decoded record, borrowing its images.
+/// The changed byte ranges of one page, borrowed from the record bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageDelta<'a> {
+    pub page_no: PageNo,
+    /// `(offset, bytes)` in ascending, non-overlapping order.
+    pub ranges: Vec<(u16, &'a [u8])>,
+    /// The entry's encoded ranges (what follows its header), for callers
+    /// that keep only its position and apply it later.
+    pub encoded: &'a [u8],
+}
+
+impl PageDelta<'_> {
+    /// Writes the ranges over `page` (the page as the log's earlier
+    /// entries left it).
+    pub fn apply(&self, page: &mut PageBytes) {
+        for (offset, bytes) in &self.ranges {
+            let start = usize::from(*offset);
+            page[start..start + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+
+    /// Number of changed bytes.
+    pub fn changed_bytes(&self) -> usize {
+        self.ranges.iter().map(|(_, bytes)| bytes.len()).sum()
+    }
+}
+
+/// One page entry of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageChange<'a> {
+    /// The whole page, hole elided.
+    Image(PageImage<'a>),
+    /// The bytes that changed since the page's previous entry.
+    Delta(PageDelta<'a>),
+}
+
+impl<'a> PageChange<'a> {
+    /// The whole image, when the entry is one.
+    pub fn image(&self) -> Option<&PageImage<'a>> {
+        match self {
+            PageChange::Image(image) => Some(image),
+            PageChange::Delta(_) => None,
+        }
+    }
+
+    pub fn page_no(&self) -> PageNo {
+        match self {
+            PageChange::Image(image) => image.page_no,
+            PageChange::Delta(delta) => delta.page_no,
+        }
+    }
+}
+
+/// Parses the ranges of a delta entry (`encoded`: range count, then the
+/// ranges) and applies them to `page`. For callers that kept the entry's
+/// bytes; the same rules as the decoder.
+pub fn apply_encoded_delta(page: &mut PageBytes, encoded: &[u8]) -> Result<(), DecodeError> {
+    let (ranges, used) = decode_ranges(encoded, 0)?;
+    if used != encoded.len() {
+        return Err(DecodeError::new("WAL record", "page delta", used, "bytes left over after the ranges"));
+    }
+    PageDelta { page_no: PageNo(0), ranges, encoded }.apply(page);
+    Ok(())
+}
+
+/// Decodes `u16 count` then the ranges at `at`; returns them and the end.
+fn decode_ranges(bytes: &[u8], at: usize) -> Result<(Vec<(u16, &[u8])>, usize), DecodeError> {
+    let error = |offset: usize, reason: String| DecodeError::new("WAL record", "page delta", offset, reason);
+    let count_bytes = bytes.get(at..at + 2).ok_or_else(|| error(at, "runs past the end".into()))?;
+    let count = usize::from(u16::from_le_bytes([count_bytes[0], count_bytes[1]]));
+    if count == 0 {
+        return Err(error(at, "a delta changes at least the page's lsn and checksum".into()));
+    }
+    let mut pos = at + 2;
+    let mut ranges = Vec::with_capacity(count);
+    let mut previous_end = 0usize;
+    for _ in 0..count {
+        let head = bytes.get(pos..pos + DELTA_RANGE_HEADER_BYTES).ok_or_else(|| error(pos, "runs past the end".into()))?;
+        let offset = u16::from_le_bytes([head[0], head[1]]);
+        let length = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        let start = usize::from(offset);
+        if length == 0 || start + length > PAGE_SIZE_BYTES || (!ranges.is_empty() && start <= previous_end) {
+            return Err(error(
+                pos,
+                format!("bad range offset={offset} length={length}: ranges are non-empty, inside the page, ascending and apart"),
+            ));
+        }
+        let data = bytes
+            .get(pos + DELTA_RANGE_HEADER_BYTES..pos + DELTA_RANGE_HEADER_BYTES + length)
+            .ok_or_else(|| error(pos, "runs past the end".into()))?;
+        ranges.push((offset, data));
+        previous_end = start + length;
+        pos += DELTA_RANGE_HEADER_BYTES + length;
+    }
+    Ok((ranges, pos))
+}
+
+/// The ranges where `new` differs from `old`, two runs joined when the
+/// bytes between them are fewer than a range header costs.
+pub fn changed_ranges(old: &PageBytes, new: &PageBytes) -> Vec<(usize, usize)> {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut at = 0;
+    while at < PAGE_SIZE_BYTES {
+        if old[at] == new[at] {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < PAGE_SIZE_BYTES && old[at] != new[at] {
+            at += 1;
+        }
+        match ranges.last_mut() {
+            Some(last) if start - last.1 < DELTA_RANGE_HEADER_BYTES => last.1 = at,
+            _ => ranges.push((start, at)),
+        }
+    }
+    ranges
+}
+
+/// A page to log: its sealed new content and, when the log already holds
+/// the page (an earlier record wrote it), its content before this write.
+#[derive(Clone, Copy, Debug)]
+pub struct PageWrite<'a> {
+    pub page: &'a PageBytes,
+    pub before: Option<&'a PageBytes>,
+}
+
+/// A decoded record, borrowing its page entries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WalRecord<'a> {
     pub seq: SeqNo,
@@ -164,7 +303,7 @@ pub struct WalRecord<'a> {
     pub schema_id: String,
     pub schema_version: String,
     pub id: Value,
-    pub pages: Vec<PageImage<'a>>,
+    pub pages: Vec<PageChange<'a>>,
     /// Encoded length of the whole record.
     pub length: usize,
 }
@@ -179,31 +318,80 @@ pub struct RecordHeader<'a> {
     pub id: &'a Value,
 }
 
-/// Encodes a record holding the hole-elided images of `pages` (each sealed,
-/// its own `page_no` in its header).
+/// Encodes a record of type 1 holding the hole-elided images of `pages`
+/// (each sealed, its own `page_no` in its header). Kept for tests and tools
+/// that build logs of the first record type.
 pub fn encode_record(header: &RecordHeader<'_>, pages: &[&PageBytes]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + pages.len() * PAGE_SIZE_BYTES / 2);
+    let mut out = encode_record_start(header, RECORD_TYPE_PAGE_WRITE, pages.len());
+    for page in pages {
+        push_image(&mut out, page, false);
+    }
+    finish_record(out)
+}
+
+/// Encodes a record of type 2: for each page, a delta against its content
+/// before the write when it has one and the delta is smaller, else its
+/// whole image (hole elided). The choice depends only on the two pages, so
+/// a record is the same bytes whoever writes it.
+pub fn encode_changes(header: &RecordHeader<'_>, pages: &[PageWrite<'_>]) -> Vec<u8> {
+    let mut out = encode_record_start(header, RECORD_TYPE_PAGE_CHANGES, pages.len());
+    for write in pages {
+        let image_bytes = 5 + usize::from(PageHeader::read(write.page).lower.get()) + PAGE_SIZE_BYTES
+            - usize::from(PageHeader::read(write.page).upper.get());
+        let delta = write.before.map(|before| changed_ranges(before, write.page));
+        match delta {
+            Some(ranges)
+                if ranges.len() <= usize::from(u16::MAX)
+                    && 2 + ranges.iter().map(|(start, end)| DELTA_RANGE_HEADER_BYTES + end - start).sum::<usize>() < image_bytes =>
+            {
+                out.extend_from_slice(&PageHeader::read(write.page).page_no.get().to_le_bytes());
+                out.push(ENTRY_DELTA);
+                out.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
+                for (start, end) in ranges {
+                    out.extend_from_slice(&(start as u16).to_le_bytes());
+                    out.extend_from_slice(&((end - start) as u16).to_le_bytes());
+                    out.extend_from_slice(&write.page[start..end]);
+                }
+            }
+            _ => push_image(&mut out, write.page, true),
+        }
+    }
+    finish_record(out)
+}
+
+fn encode_record_start(header: &RecordHeader<'_>, record_type: u8, page_count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + page_count * 256);
     out.extend_from_slice(&[0u8; 4]);
-    out.push(RECORD_TYPE_PAGE_WRITE);
+    out.push(record_type);
     out.push(header.op as u8);
-    out.extend_from_slice(&(pages.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(page_count.min(usize::from(u16::MAX)) as u16).to_le_bytes());
     out.extend_from_slice(&header.seq.0.to_le_bytes());
     for name in [header.schema_id, header.schema_version] {
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
+        out.push(name.len().min(IDENTIFIER_LEN_MAX) as u8);
+        out.extend_from_slice(&name.as_bytes()[..name.len().min(IDENTIFIER_LEN_MAX)]);
     }
     // `_id` is an int or a string: encoding cannot fail for either.
     let encoded = encode_value(&mut out, header.id);
     debug_assert!(encoded.is_ok());
-    for page in pages {
-        let page_no = PageHeader::read(page).page_no;
-        let (lower, upper, image) = elide_hole(page);
-        out.extend_from_slice(&page_no.get().to_le_bytes());
-        out.extend_from_slice(&lower.to_le_bytes());
-        out.extend_from_slice(&upper.to_le_bytes());
-        out.extend_from_slice(&image);
+    out
+}
+
+fn push_image(out: &mut Vec<u8>, page: &PageBytes, with_kind: bool) {
+    let page_no = PageHeader::read(page).page_no;
+    let (lower, upper, image) = elide_hole(page);
+    out.extend_from_slice(&page_no.get().to_le_bytes());
+    if with_kind {
+        out.push(ENTRY_IMAGE);
     }
-    let length = (out.len() + 4) as u32;
+    out.extend_from_slice(&lower.to_le_bytes());
+    out.extend_from_slice(&upper.to_le_bytes());
+    out.extend_from_slice(&image);
+}
+
+fn finish_record(mut out: Vec<u8>) -> Vec<u8> {
+    // Over-long records are refused by the writer before they are appended
+    // (RECORD_MAX_BYTES); the length saturates rather than wraps.
+    let length = u32::try_from(out.len() + 4).unwrap_or(u32::MAX);
     out[0..4].copy_from_slice(&length.to_le_bytes());
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -244,8 +432,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<WalRecord<'_>, RecordError> {
 
 fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, DecodeError> {
     let error = |field: &'static str, offset: usize, reason: String| DecodeError::new("WAL record", field, offset, reason);
-    if body[4] != RECORD_TYPE_PAGE_WRITE {
-        return Err(error("record_type", 4, format!("unknown record type {}", body[4])));
+    let record_type = body[4];
+    if record_type != RECORD_TYPE_PAGE_WRITE && record_type != RECORD_TYPE_PAGE_CHANGES {
+        return Err(error("record_type", 4, format!("unknown record type {record_type}")));
     }
     let op = WalOp::from_byte(body[5]).ok_or_else(|| error("op", 5, format!("unknown op {}", body[5])))?;
     let page_count = usize::from(u16_at(body, 6));
@@ -272,18 +461,36 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
     let mut pages = Vec::with_capacity(page_count);
     for _ in 0..page_count {
         let entry = pos;
-        if body.len() < entry + PAGE_ENTRY_HEADER_BYTES {
+        if body.len() < entry + 8 {
             return Err(error("page entry", entry, "runs past the end".into()));
         }
         let page_no = PageNo(u64_at(body, entry));
-        let lower = u16_at(body, entry + 8);
-        let upper = u16_at(body, entry + 10);
+        let mut at = entry + 8;
+        if record_type == RECORD_TYPE_PAGE_CHANGES {
+            let kind = *body.get(at).ok_or_else(|| error("page entry", at, "runs past the end".into()))?;
+            at += 1;
+            match kind {
+                ENTRY_IMAGE => {}
+                ENTRY_DELTA => {
+                    let (ranges, end) = decode_ranges(body, at)?;
+                    pages.push(PageChange::Delta(PageDelta { page_no, ranges, encoded: &body[at..end] }));
+                    pos = end;
+                    continue;
+                }
+                other => return Err(error("page entry", at - 1, format!("unknown entry kind {other}"))),
+            }
+        }
+        if body.len() < at + 4 {
+            return Err(error("page entry", entry, "runs past the end".into()));
+        }
+        let lower = u16_at(body, at);
+        let upper = u16_at(body, at + 2);
         let (lower_bytes, upper_bytes) = (usize::from(lower), usize::from(upper));
         if lower_bytes < crate::page::HEADER_BYTES || lower_bytes > upper_bytes || upper_bytes > PAGE_SIZE_BYTES {
-            return Err(error("page entry", entry + 8, format!("bad hole bounds lower={lower} upper={upper}")));
+            return Err(error("page entry", at, format!("bad hole bounds lower={lower} upper={upper}")));
         }
         let image_length = lower_bytes + PAGE_SIZE_BYTES - upper_bytes;
-        let start = entry + PAGE_ENTRY_HEADER_BYTES;
+        let start = at + 4;
         let image = body.get(start..start + image_length).ok_or_else(|| error("page image", start, "runs past the end".into()))?;
         let image_header = PageHeader::read_image_prefix(image);
         if image_header.page_no.get() != page_no.0
@@ -293,7 +500,7 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
         {
             return Err(error("page image", start, "image header disagrees with its entry (page number, lsn or hole bounds)".into()));
         }
-        pages.push(PageImage { page_no, lower, upper, image });
+        pages.push(PageChange::Image(PageImage { page_no, lower, upper, image }));
         pos = start + image_length;
     }
     if pos != body.len() {
@@ -328,8 +535,8 @@ mod tests {
         assert_eq!(record.id, json!("user-1"));
         assert_eq!(record.pages.len(), 1);
         assert!(bytes.len() < 200, "hole not elided: {} bytes", bytes.len());
-        let page = record.pages[0].to_page().unwrap();
-        crate::page::verify(&page, PageNo(4)).unwrap();
+        let PageChange::Image(image) = &record.pages[0] else { panic!("an image") };
+        crate::page::verify(&image.to_page().unwrap(), PageNo(4)).unwrap();
     }
 
     #[test]

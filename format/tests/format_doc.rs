@@ -286,7 +286,7 @@ fn wal_record_example_matches_the_encoder() {
     let bytes = example_wal_record();
     let record = wal::decode_record(&bytes).unwrap();
     assert_eq!(record.length, bytes.len());
-    assert_eq!(*record.pages[0].to_page().unwrap(), *example_document_page());
+    assert_eq!(*record.pages[0].image().unwrap().to_page().unwrap(), *example_document_page());
     check_hex_block("hex example-wal-record", &bytes);
 }
 

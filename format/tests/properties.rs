@@ -279,7 +279,7 @@ fn exercise_wal_file(bytes: &[u8]) {
         match wal::decode_record(&bytes[pos..]) {
             Ok(record) => {
                 assert!(record.length > 0 && record.length <= bytes.len() - pos);
-                for image in &record.pages {
+                for image in record.pages.iter().filter_map(|change| change.image()) {
                     if let Ok(page) = image.to_page() {
                         exercise_page(&page, image.page_no);
                     }
@@ -649,7 +649,8 @@ proptest! {
         prop_assert_eq!(&record.schema_version, &plan.schema_version);
         prop_assert_eq!(&record.id, &plan.id);
         prop_assert_eq!(record.pages.len(), pages.len());
-        for (image, page) in record.pages.iter().zip(&pages) {
+        for (change, page) in record.pages.iter().zip(&pages) {
+            let image = change.image().unwrap();
             prop_assert_eq!(image.page_no, PageHeader::read(page).page_no());
             let restored = image.to_page().unwrap();
             prop_assert!(*restored == **page);

@@ -15,25 +15,42 @@ use serde_json::Value;
 
 use aerodb_format::page::{restore_hole, PageBytes};
 use aerodb_format::wal::{
-    decode_record, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES, RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES,
+    decode_record, PageChange, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES, RECORD_TYPE_PAGE_CHANGES,
+    RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES,
 };
 use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
 
-/// Where one page image sits in the WAL file.
+/// Where one page entry sits in the WAL file: a whole image (hole elided)
+/// or a delta (its encoded ranges).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageRef {
     pub page_no: PageNo,
+    /// A delta entry: `image_offset`/`image_bytes` locate its encoded
+    /// ranges and `lower`/`upper` are 0.
+    pub delta: bool,
     pub lower: u16,
     pub upper: u16,
-    /// Offset of the image bytes in the file.
+    /// Offset of the image bytes (or the delta's ranges) in the file.
     pub image_offset: usize,
     pub image_bytes: usize,
 }
 
 impl ImageRef {
-    /// Bytes of the hole the image leaves out.
+    /// Bytes of the hole the image leaves out (0 for a delta).
     pub fn hole_bytes(&self) -> usize {
-        PAGE_SIZE_BYTES - self.image_bytes
+        if self.delta {
+            0
+        } else {
+            PAGE_SIZE_BYTES - self.image_bytes
+        }
+    }
+
+    /// Applies a delta entry to `page`.
+    pub fn apply_delta(&self, wal: &[u8], page: &mut PageBytes) -> Result<(), DecodeError> {
+        let encoded = wal
+            .get(self.image_offset..self.image_offset + self.image_bytes)
+            .ok_or_else(|| DecodeError::new("page delta", "delta", self.image_offset, "delta lies outside the WAL"))?;
+        aerodb_format::wal::apply_encoded_delta(page, encoded)
     }
 
     /// The full page, rebuilt from the WAL bytes the scan ran over.
@@ -118,12 +135,23 @@ impl WalScan {
                     let pages = record
                         .pages
                         .iter()
-                        .map(|image| ImageRef {
-                            page_no: image.page_no,
-                            lower: image.lower,
-                            upper: image.upper,
-                            image_offset: offset_within(bytes, image.image),
-                            image_bytes: image.image.len(),
+                        .map(|change| match change {
+                            PageChange::Image(image) => ImageRef {
+                                page_no: image.page_no,
+                                delta: false,
+                                lower: image.lower,
+                                upper: image.upper,
+                                image_offset: offset_within(bytes, image.image),
+                                image_bytes: image.image.len(),
+                            },
+                            PageChange::Delta(delta) => ImageRef {
+                                page_no: delta.page_no,
+                                delta: true,
+                                lower: 0,
+                                upper: 0,
+                                image_offset: offset_within(bytes, delta.encoded),
+                                image_bytes: delta.encoded.len(),
+                            },
                         })
                         .collect();
                     entries.push(ScanEntry::Record(ScannedRecord {
@@ -224,7 +252,7 @@ fn next_valid_record(bytes: &[u8], damaged: usize) -> Option<usize> {
         let length = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&length)
             && at + length <= bytes.len()
-            && head[4] == RECORD_TYPE_PAGE_WRITE
+            && (head[4] == RECORD_TYPE_PAGE_WRITE || head[4] == RECORD_TYPE_PAGE_CHANGES)
             && WalOp::from_byte(head[5]).is_some()
             && decode_record(&bytes[at..]).is_ok()
     };

@@ -29,6 +29,7 @@ struct Totals {
     pages: u64,
     image_bytes: u64,
     hole_bytes: u64,
+    delta_bytes: u64,
 }
 
 pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rendered, CannotRun> {
@@ -67,11 +68,19 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
                 let mut page_rows = Vec::with_capacity(record.pages.len());
                 for image in &record.pages {
                     totals.pages += 1;
-                    totals.image_bytes += image.image_bytes as u64;
-                    totals.hole_bytes += image.hole_bytes() as u64;
-                    page_cells.push(format!("{}:{}+{}", image.page_no, image.image_bytes, image.hole_bytes()));
-                    page_rows.push(json!({"page": image.page_no.0, "lower": image.lower, "upper": image.upper,
-                                          "image_bytes": image.image_bytes, "hole_bytes": image.hole_bytes()}));
+                    if !image.delta {
+                        totals.image_bytes += image.image_bytes as u64;
+                        totals.hole_bytes += image.hole_bytes() as u64;
+                    }
+                    if image.delta {
+                        totals.delta_bytes += image.image_bytes as u64;
+                        page_cells.push(format!("{}:delta{}", image.page_no, image.image_bytes));
+                        page_rows.push(json!({"page": image.page_no.0, "kind": "delta", "delta_bytes": image.image_bytes}));
+                    } else {
+                        page_cells.push(format!("{}:{}+{}", image.page_no, image.image_bytes, image.hole_bytes()));
+                        page_rows.push(json!({"page": image.page_no.0, "kind": "image", "lower": image.lower, "upper": image.upper,
+                                              "image_bytes": image.image_bytes, "hole_bytes": image.hole_bytes()}));
+                    }
                 }
                 let status = record.sequence_error.clone().unwrap_or_else(|| "ok".into());
                 table.row(vec![
@@ -124,8 +133,8 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
     }
     text.push_str(&table.render());
     text.push_str(&format!(
-        "totals: {} records, {} bytes, {} pages logged, {} image bytes, {} hole bytes elided\n",
-        totals.records, totals.bytes, totals.pages, totals.image_bytes, totals.hole_bytes
+        "totals: {} records, {} bytes, {} pages logged, {} image bytes, {} hole bytes elided, {} delta bytes\n",
+        totals.records, totals.bytes, totals.pages, totals.image_bytes, totals.hole_bytes, totals.delta_bytes
     ));
     let json = json!({
         "file": WAL_FILE,
@@ -134,7 +143,7 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
         "records": rows,
         "totals": {
             "records": totals.records, "bytes": totals.bytes, "pages_logged": totals.pages,
-            "image_bytes": totals.image_bytes, "hole_bytes_elided": totals.hole_bytes,
+            "image_bytes": totals.image_bytes, "hole_bytes_elided": totals.hole_bytes, "delta_bytes": totals.delta_bytes,
         },
         "last_seq": scan.last_seq().0,
         "torn_tail": scan.torn_tail().map(|(offset, bytes)| json!({"offset": offset, "bytes": bytes})).unwrap_or(Value::Null),

@@ -267,7 +267,7 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        let last = self.wal.last_images.get(&page_no).copied();
+        let last = self.wal.last_images.get(&page_no).cloned();
         let Some(last) = last else {
             match state {
                 SegmentState::Absent => {}

@@ -14,12 +14,16 @@ use crate::files::{self, FileBytes};
 use crate::verify::report::{Location, Report};
 use crate::walscan::{ImageRef, ScanEntry, WalScan};
 
-/// The last image of one page in the WAL.
-#[derive(Clone, Copy, Debug)]
+/// The last whole image of one page in the WAL, and the deltas logged
+/// after it (in log order): together, the page's content by the log.
+#[derive(Clone, Debug)]
 pub struct LastImage {
+    /// The sequence number of the page's last entry.
     pub seq: SeqNo,
+    /// The offset of the record of the page's last entry.
     pub record_offset: usize,
     pub image: ImageRef,
+    pub deltas: Vec<ImageRef>,
 }
 
 /// What the page and index checks need to know about the WAL.
@@ -33,9 +37,14 @@ pub struct WalView {
 }
 
 impl WalView {
-    /// The full page of a last image.
+    /// The page as the log leaves it: its last image with every later delta applied.
     pub fn restore(&self, last: &LastImage) -> Option<Box<page::PageBytes>> {
-        last.image.restore(self.bytes.as_deref()?).ok()
+        let wal = self.bytes.as_deref()?;
+        let mut page = last.image.restore(wal).ok()?;
+        for delta in &last.deltas {
+            delta.apply_delta(wal, &mut page).ok()?;
+        }
+        Some(page)
     }
 }
 
@@ -74,9 +83,31 @@ pub fn check_wal(database: &Database, allow_map: bool, manifest: Option<&Manifes
                     report.problem(location.clone(), format!("record seq {}: {error} (AERO_WAL_CORRUPTION)", record.seq));
                 }
                 for image in &record.pages {
+                    if image.delta {
+                        report.count("wal_page_deltas", 1);
+                        match view.last_images.get_mut(&image.page_no) {
+                            Some(last) => {
+                                last.deltas.push(*image);
+                                last.seq = record.seq;
+                                last.record_offset = record.offset;
+                            }
+                            None => {
+                                let mut location = location.clone();
+                                location.page = Some(image.page_no.0);
+                                report.problem(
+                                    location,
+                                    format!(
+                                        "record seq {} logs a delta of page {} with no earlier image of it (AERO_WAL_CORRUPTION)",
+                                        record.seq, image.page_no
+                                    ),
+                                );
+                            }
+                        }
+                        continue;
+                    }
                     report.count("wal_page_images", 1);
                     check_image(&bytes, record.seq, image, &location, report);
-                    let last = LastImage { seq: record.seq, record_offset: record.offset, image: *image };
+                    let last = LastImage { seq: record.seq, record_offset: record.offset, image: *image, deltas: Vec::new() };
                     view.last_images.insert(image.page_no, last);
                 }
             }
@@ -101,6 +132,31 @@ pub fn check_wal(database: &Database, allow_map: bool, manifest: Option<&Manifes
         }
     }
     view.last_seq = scan.last_seq();
+    // A page with deltas: its content rebuilt from the log must be a sealed
+    // document-space page carrying its last entry's sequence number.
+    for (page_no, last) in &view.last_images {
+        if last.deltas.is_empty() {
+            continue;
+        }
+        let mut page = match last.image.restore(&bytes) {
+            Ok(page) => page,
+            Err(_) => continue, // reported by check_image
+        };
+        let mut location = Location::at(WAL_FILE, last.record_offset as u64);
+        location.page = Some(page_no.0);
+        if let Some(error) = last.deltas.iter().find_map(|delta| delta.apply_delta(&bytes, &mut page).err()) {
+            report.problem(location, format!("the deltas of page {page_no} cannot be applied: {error} (AERO_WAL_CORRUPTION)"));
+            continue;
+        }
+        match page::verify(&page, *page_no) {
+            Err(error) => report.problem(location, format!("page {page_no} rebuilt from its image and deltas does not verify: {error} (AERO_WAL_CORRUPTION)")),
+            Ok(header) if header.lsn() != last.seq || !matches!(PageKind::from_byte(header.kind), Some(PageKind::Document | PageKind::Overflow | PageKind::Free)) => report.problem(
+                location,
+                format!("page {page_no} rebuilt from the WAL has LSN {} and kind {}, expected LSN {} and a document-space kind (AERO_WAL_CORRUPTION)", header.lsn(), header.kind, last.seq),
+            ),
+            Ok(_) => {}
+        }
+    }
     view.logical_end = scan.logical_end as u64;
     report.count("wal_logical_bytes", view.logical_end);
     view.bytes = Some(bytes);
