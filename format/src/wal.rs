@@ -560,6 +560,91 @@ mod tests {
         }
     }
 
+    /// A page before and after one more document, both sealed.
+    fn before_and_after() -> (Box<PageBytes>, Box<PageBytes>) {
+        let mut before = new_page(PageKind::Document, PageNo(4));
+        slotted::insert(&mut before, b"\x01some document bytes").unwrap();
+        seal(&mut before, SeqNo(9));
+        let mut after = before.clone();
+        slotted::insert(&mut after, b"\x01another document, a little longer").unwrap();
+        seal(&mut after, SeqNo(10));
+        (before, after)
+    }
+
+    fn changes_record(before: Option<&PageBytes>, after: &PageBytes) -> Vec<u8> {
+        let id = json!(7);
+        let header = RecordHeader { seq: SeqNo(10), op: WalOp::Insert, schema_id: "user", schema_version: "v1", id: &id };
+        encode_changes(&header, &[PageWrite { page: after, before }])
+    }
+
+    #[test]
+    fn a_delta_rebuilds_the_page_from_its_previous_content() {
+        let (before, after) = before_and_after();
+        let bytes = changes_record(Some(&before), &after);
+        assert!(bytes.len() < 120, "a small change logs a small delta: {} bytes", bytes.len());
+        let record = decode_record(&bytes).unwrap();
+        let PageChange::Delta(delta) = &record.pages[0] else { panic!("a delta") };
+        assert_eq!(delta.page_no, PageNo(4));
+        let mut page = before.clone();
+        delta.apply(&mut page);
+        assert!(page[..] == after[..]);
+        let mut again = before.clone();
+        apply_encoded_delta(&mut again, delta.encoded).unwrap();
+        assert!(again[..] == after[..]);
+        // Without a previous content (a new page), the whole image.
+        let record_bytes = changes_record(None, &after);
+        let record = decode_record(&record_bytes).unwrap();
+        assert!(matches!(&record.pages[0], PageChange::Image(image) if *image.to_page().unwrap() == *after));
+    }
+
+    #[test]
+    fn a_delta_record_detects_every_bit_flip_and_every_cut() {
+        let (before, after) = before_and_after();
+        let bytes = changes_record(Some(&before), &after);
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode_record(&damaged).is_err(), "flip of bit {bit} went unnoticed");
+        }
+        for cut in 0..bytes.len() {
+            assert!(matches!(decode_record(&bytes[..cut]), Err(RecordError::Incomplete { .. })), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn delta_ranges_must_be_ascending_apart_and_inside_the_page() {
+        let mut page = [0u8; PAGE_SIZE_BYTES];
+        let ranges = |list: &[(u16, u16)]| {
+            let mut out = (list.len() as u16).to_le_bytes().to_vec();
+            for (offset, length) in list {
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(&length.to_le_bytes());
+                out.extend(std::iter::repeat_n(0xAA, usize::from(*length)));
+            }
+            out
+        };
+        assert!(apply_encoded_delta(&mut page, &ranges(&[(0, 4), (24, 8)])).is_ok());
+        assert_eq!(&page[..4], &[0xAA; 4]);
+        for bad in [vec![], vec![(0, 0)], vec![(4090, 7)], vec![(24, 8), (0, 4)], vec![(0, 4), (4, 4)], vec![(0, 4), (2, 4)]] {
+            assert!(apply_encoded_delta(&mut page, &ranges(&bad)).is_err(), "{bad:?} accepted");
+        }
+        let mut extra = ranges(&[(0, 4)]);
+        extra.push(1);
+        assert!(apply_encoded_delta(&mut page, &extra).is_err(), "bytes after the ranges");
+    }
+
+    #[test]
+    fn changed_ranges_join_runs_closer_than_a_range_header() {
+        let old = [0u8; PAGE_SIZE_BYTES];
+        let mut new = old;
+        new[10] = 1;
+        new[12] = 1; // 1 byte apart: joined
+        new[100] = 1;
+        new[105] = 1; // 4 bytes apart: separate
+        assert_eq!(changed_ranges(&old, &new), vec![(10, 13), (100, 101), (105, 106)]);
+        assert!(changed_ranges(&old, &old).is_empty());
+    }
+
     #[test]
     fn header_round_trips_and_rejects_damage() {
         let header = WalHeader::new([7; 16]);

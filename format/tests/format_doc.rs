@@ -133,12 +133,31 @@ fn example_document_page() -> Box<PageBytes> {
     page
 }
 
-/// The WAL record that logs the example insert.
+/// The WAL record that logs the example insert (a new page: its whole image).
 fn example_wal_record() -> Vec<u8> {
     let page = example_document_page();
     let id = json!("1");
     let header = RecordHeader { seq: SeqNo(1), op: WalOp::Insert, schema_id: "user", schema_version: "v1", id: &id };
-    wal::encode_record(&header, &[&page])
+    wal::encode_changes(&header, &[wal::PageWrite { page: &page, before: None }])
+}
+
+/// Page 0 after a second insert, `{"_id": "2", "name": "bob", "age": 25}`, LSN 2.
+fn example_second_page() -> Box<PageBytes> {
+    let document = json!({"_id": "2", "name": "bob", "age": 25});
+    let record = encode_record("user", "v1", document.as_object().unwrap()).unwrap();
+    let mut page = example_document_page();
+    assert_eq!(slotted::insert(&mut page, &slotted::encode_inline(&record)), Some(1));
+    page::seal(&mut page, SeqNo(2));
+    page
+}
+
+/// The WAL record of the second insert: a delta of page 0.
+fn example_delta_record() -> Vec<u8> {
+    let before = example_document_page();
+    let after = example_second_page();
+    let id = json!("2");
+    let header = RecordHeader { seq: SeqNo(2), op: WalOp::Insert, schema_id: "user", schema_version: "v1", id: &id };
+    wal::encode_changes(&header, &[wal::PageWrite { page: &after, before: Some(&before) }])
 }
 
 /// Examples of the document value encoding.
@@ -291,6 +310,17 @@ fn wal_record_example_matches_the_encoder() {
 }
 
 #[test]
+fn wal_delta_record_example_matches_the_encoder() {
+    let bytes = example_delta_record();
+    let record = wal::decode_record(&bytes).unwrap();
+    let wal::PageChange::Delta(delta) = &record.pages[0] else { panic!("the second insert logs a delta") };
+    let mut page = example_document_page();
+    delta.apply(&mut page);
+    assert!(*page == *example_second_page());
+    check_hex_block("hex example-wal-delta-record", &bytes);
+}
+
+#[test]
 fn manifest_example_matches_the_encoder() {
     check_hex_block("hex example-manifest", &Manifest::new(EXAMPLE_DATABASE_ID).encode());
 }
@@ -318,6 +348,7 @@ fn print_examples_on_request() {
     let blocks = [
         ("hex example-document-page", render_hex_dump(&example_document_page()[..])),
         ("hex example-wal-record", render_hex_dump(&example_wal_record())),
+        ("hex example-wal-delta-record", render_hex_dump(&example_delta_record())),
         ("hex example-manifest", render_hex_dump(&Manifest::new(EXAMPLE_DATABASE_ID).encode())),
         ("hex example-wal-header", render_hex_dump(&WalHeader::new(EXAMPLE_DATABASE_ID).encode())),
         ("text example-values", render_examples(VALUE_EXAMPLES, encode_value_example)),
