@@ -707,6 +707,8 @@ impl Database {
         }
         let records: Vec<&[u8]> = group.iter().map(|staged| staged.record.as_slice()).collect();
         let first_seq = group[0].seq;
+        let start = self.wal.length_bytes();
+        let lengths: Vec<u64> = records.iter().map(|record| record.len() as u64).collect();
         if let Err(error) = self.wal.append_group(&records, first_seq) {
             let error = self.note_fatal(Err(error)).err().unwrap_or_else(|| AeroError::invariant_broken("append error lost"));
             self.discard_group(group, results, &error);
@@ -720,7 +722,15 @@ impl Database {
             results[staged.position] = Some(outcome.clone().map(|_| json!([])));
         }
         self.group_ids.clear();
-        self.warn_if_wal_large();
+        // One warning per write past the limit, as without grouping.
+        let limit = self.config.values.max_wal_size_bytes;
+        let mut end = start;
+        for length in lengths {
+            end += length;
+            if end > limit {
+                log::warn("wal", "wal_over_limit", &[("wal_bytes", end.into()), ("max_wal_size_bytes", limit.into())]);
+            }
+        }
     }
 
     /// Applies a durable group to the segments and the indexes.
