@@ -59,6 +59,12 @@ pub struct Indexes {
     page_count: u64,
     trees: BTreeMap<TreeId, Tree>,
     lsn: SeqNo,
+    /// Pages changed since they were last sealed: their `lsn` is stamped at
+    /// once, their checksum only when they are flushed ([`Indexes::flush`]),
+    /// so an insert does not recompute the CRC of every page on its path.
+    /// Index pages are derived (rebuilt at every boot) and read only by this
+    /// process until a clean shutdown flushes them.
+    unsealed: std::collections::BTreeSet<PageNo>,
 }
 
 fn broken(message: String) -> AeroError {
@@ -68,7 +74,7 @@ fn broken(message: String) -> AeroError {
 impl Indexes {
     /// An empty index space over `pager` (whose files the caller emptied).
     pub fn new(pager: Pager) -> Indexes {
-        Indexes { pager, page_count: 0, trees: BTreeMap::new(), lsn: SeqNo(0) }
+        Indexes { pager, page_count: 0, trees: BTreeMap::new(), lsn: SeqNo(0), unsealed: std::collections::BTreeSet::new() }
     }
 
     /// LSN stamped on pages changed from now on.
@@ -110,9 +116,12 @@ impl Indexes {
         self.pager.page_mut(page_no)
     }
 
+    /// Stamps the current LSN on a changed page; its checksum is written
+    /// when the page is flushed.
     fn seal(&mut self, page_no: PageNo) -> Result<()> {
         let lsn = self.lsn;
-        page::seal(self.page_mut(page_no)?, lsn);
+        self.page_mut(page_no)?[24..32].copy_from_slice(&lsn.0.to_le_bytes());
+        self.unsealed.insert(page_no);
         Ok(())
     }
 
@@ -475,7 +484,14 @@ impl Indexes {
         json!({"lsn": self.lsn.0, "trees": trees})
     }
 
-    pub fn flush(&self) -> Result<()> {
+    /// Writes the checksum of every page changed since its last flush,
+    /// then flushes the index segments.
+    pub fn flush(&mut self) -> Result<()> {
+        for page_no in std::mem::take(&mut self.unsealed) {
+            let page = self.page_mut(page_no)?;
+            let lsn = PageHeader::read(page).lsn();
+            page::seal(page, lsn);
+        }
         self.pager.flush()
     }
 
@@ -499,7 +515,15 @@ impl Indexes {
                 return Err(broken(format!("tree {}.{} has a cycle or is deeper than its height {}", id.schema_id, id.field, tree.height)));
             }
             let page = self.page(node)?;
-            page::verify(page, node).map_err(|error| broken(format!("index page {node}: {error}")))?;
+            if self.unsealed.contains(&node) {
+                // Changed since its last flush: its checksum is not written yet.
+                let mut sealed = Box::new(*page);
+                let lsn = PageHeader::read(&sealed).lsn();
+                page::seal(&mut sealed, lsn);
+                page::verify(&sealed, node).map_err(|error| broken(format!("index page {node}: {error}")))?;
+            } else {
+                page::verify(page, node).map_err(|error| broken(format!("index page {node}: {error}")))?;
+            }
             btree::check_node(page).map_err(|error| broken(format!("index page {node}: {error}")))?;
             let count = btree::entry_count(page);
             for index in 0..count {

@@ -687,6 +687,8 @@ impl Database {
             .iter()
             .map(|page| {
                 let page_no = aerodb_format::page::PageHeader::read(page).page_no();
+                // Checked again: a delta against a page damaged behind the
+                // engine's back would not rebuild the new page at replay.
                 let before = if page_no.0 < self.heap.page_count() { self.heap.checked_page(page_no).ok() } else { None };
                 PageWrite { page, before }
             })

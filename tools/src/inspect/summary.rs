@@ -91,17 +91,20 @@ fn wal_summary(database: &Database, allow_map: bool) -> (String, Value) {
     let records = scan.records().count();
     let corrupt = scan.entries.iter().filter(|entry| matches!(entry, ScanEntry::Corrupt { .. })).count();
     let torn = scan.torn_tail().map(|(_, bytes)| bytes).unwrap_or(0);
-    let percent = scan.file_bytes as f64 * 100.0 / limit as f64;
+    // The limit applies to the records (the logical end), as the engine's
+    // warning does; the file is longer by its preallocated zeros.
+    let percent = scan.logical_end as f64 * 100.0 / limit as f64;
     let text = format!(
-        "{WAL_FILE}: {} bytes of max_wal_size_bytes {limit} ({percent:.2}%){}; header {}; {records} records, last seq {}; \
-         torn tail {torn} bytes; {corrupt} damaged record(s)\n",
+        "{WAL_FILE}: {} bytes of records of max_wal_size_bytes {limit} ({percent:.2}%){} in a file of {} bytes; header {}; \
+         {records} records, last seq {}; torn tail {torn} bytes; {corrupt} damaged record(s)\n",
+        scan.logical_end,
+        if scan.logical_end as u64 > limit { " OVER THE LIMIT" } else { "" },
         scan.file_bytes,
-        if scan.file_bytes as u64 > limit { " OVER THE LIMIT" } else { "" },
         if scan.header.is_ok() { "ok" } else { "BAD" },
         scan.last_seq()
     );
-    let json = json!({"file_bytes": scan.file_bytes, "max_wal_size_bytes": limit, "percent_of_limit": percent,
-                      "over_limit": scan.file_bytes as u64 > limit, "header_ok": scan.header.is_ok(),
+    let json = json!({"file_bytes": scan.file_bytes, "logical_bytes": scan.logical_end, "max_wal_size_bytes": limit, "percent_of_limit": percent,
+                      "over_limit": scan.logical_end as u64 > limit, "header_ok": scan.header.is_ok(),
                       "records": records, "last_seq": scan.last_seq().0, "torn_tail_bytes": torn, "damaged_records": corrupt});
     (text, json)
 }
