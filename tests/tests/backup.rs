@@ -286,3 +286,38 @@ fn an_import_killed_with_sigkill_then_run_again_ends_with_every_line() {
     assert_eq!(String::from_utf8_lossy(&after.stdout).lines().count(), lines.len());
     eprintln!("import killed after {present} of {} lines; the re-run inserted the rest", lines.len());
 }
+
+/// A DEST whose file system refuses the copy's bytes fails cleanly: the
+/// error names the file and `AERO_STORAGE_IO_ERROR`, no DEST and no
+/// temporary tree are left, the source is untouched. The full disk is made
+/// with a file-size limit (`ulimit -f`, SIGXFSZ ignored), so every write
+/// past 256 KiB fails as a write to a full file system does.
+#[test]
+fn a_backup_to_a_full_file_system_fails_cleanly() {
+    let sandbox = sandbox_with_schemas();
+    let mut model = Model::default();
+    load(&sandbox, &mut model, 200);
+    // Enough WAL that the copy must write past the limit.
+    let notes: Vec<Op> = (0..60).map(|n| Op::insert("note", note_doc(&format!("big{n}"), "t", n, 6000))).collect();
+    run_writes(&sandbox, &mut model, &notes);
+    assert!(sandbox.wal_len() > 300 * 1024, "the WAL holds {} bytes", sandbox.wal_len());
+    let dest = sandbox.path().join("full");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 256; exec '{}' backup --config '{}' '{}'",
+        aerodb_tests::binary("aerodb").display(),
+        sandbox.config().display(),
+        dest.display()
+    );
+    let output = std::process::Command::new("sh").arg("-c").arg(&script).current_dir(sandbox.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AERO_STORAGE_IO_ERROR"), "{stderr}");
+    assert!(!dest.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".backup-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_serves(&sandbox, &model, &[]);
+}
