@@ -17,6 +17,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "recovery_mid_replay",
     "recovery_mid_rebuild",
     "shutdown_before_marker",
+    "segment_create",
     "backup_mid_copy",
 ];
 

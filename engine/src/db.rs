@@ -308,7 +308,7 @@ impl Database {
         }
         // Before replay touches a segment: the log must belong to this database.
         check_wal_identity(&wal, &paths, &manifest)?;
-        let mut data_pager = Pager::open(&paths.data, ErrorCode::DataCorruption)?;
+        let mut data_pager = Pager::open_durable(&paths.data, ErrorCode::DataCorruption)?;
         data_pager.set_allocation_faults(options.segment_allocation_faults);
         let mut heap = Heap::new(data_pager, 0);
         recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), acknowledged_wal_bytes, &mut report)?;

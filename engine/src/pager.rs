@@ -6,6 +6,15 @@
 //! reserved (fallocate) before it is mapped, so a full disk fails at
 //! allocation time, never as a SIGBUS later; a mapped file never shrinks.
 //! The pager knows nothing of page contents: callers verify and seal pages.
+//!
+//! Creating a segment of the document space is crash-safe: the file is made
+//! under a temporary name (`segment-NNNNNN.seg.new`), allocated, fsync'ed,
+//! then renamed into place with a rename that replaces nothing, and the
+//! folder is fsync'ed. So a crash or a power loss at any moment leaves
+//! either no segment file or a complete one, and segment files become
+//! durable in their numbering order (no gap). A leftover temporary file is
+//! removed at the next open. Index segments are derived (their folder is
+//! emptied at every boot) and are created without these syncs.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -33,17 +42,43 @@ pub struct Pager {
     segments: Vec<Segment>,
     /// Test hook: planned failures of new segment allocations.
     allocation_faults: Option<AllocationFaults>,
+    /// New segments are made durable before use (the document space).
+    durable_creation: bool,
+}
+
+/// The temporary name a segment is created under.
+fn temporary_name(index: u64) -> String {
+    format!("{}.new", segment_file_name(index))
 }
 
 impl Pager {
     /// Maps every segment file in `folder`. Segment files must be numbered
     /// from 0 without gaps and be exactly `SEGMENT_BYTES` long.
     pub fn open(folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
+        Pager::open_with(folder, corruption_code, false)
+    }
+
+    /// [`Pager::open`] for the document space: new segments are created
+    /// crash-safe, and a segment left under its temporary name by a crash
+    /// during its creation is removed (it never held data: nothing is
+    /// written to a segment before it is in place).
+    pub fn open_durable(folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
+        Pager::open_with(folder, corruption_code, true)
+    }
+
+    fn open_with(folder: &Path, corruption_code: ErrorCode, durable_creation: bool) -> Result<Pager> {
         let mut indexes = Vec::new();
         let entries = std::fs::read_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
         for entry in entries {
             let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = name.strip_suffix(".new").and_then(parse_segment_file_name);
+            if durable_creation && stale.is_some() {
+                let path = folder.join(&name);
+                std::fs::remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
+                crate::log::warn("storage", "segment_creation_discarded", &[("file", path.display().to_string().into())]);
+                continue;
+            }
             match parse_segment_file_name(&name) {
                 Some(index) => indexes.push(index),
                 None => {
@@ -53,7 +88,8 @@ impl Pager {
             }
         }
         indexes.sort_unstable();
-        let mut pager = Pager { folder: folder.to_path_buf(), segments: Vec::with_capacity(indexes.len()), allocation_faults: None };
+        let mut pager =
+            Pager { folder: folder.to_path_buf(), segments: Vec::with_capacity(indexes.len()), allocation_faults: None, durable_creation };
         for (position, index) in indexes.iter().enumerate() {
             if *index != position as u64 {
                 let path = folder.join(segment_file_name(position as u64));
@@ -67,21 +103,15 @@ impl Pager {
 
     fn map_segment(&mut self, index: u64, create: bool, corruption_code: ErrorCode) -> Result<()> {
         let path = self.folder.join(segment_file_name(index));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(create)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?;
-        if create {
-            let injected = self.allocation_faults.as_ref().and_then(AllocationFaults::check);
-            if let Err(error) = injected.map_or_else(|| allocate(&file, SEGMENT_BYTES), Err) {
-                drop(file);
-                let _ = std::fs::remove_file(&path);
-                return Err(io_error(ErrorCode::StorageIoError, "cannot allocate segment", &path, &error));
-            }
-        }
+        let file = if create {
+            self.create_segment(index, &path)?
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?
+        };
         let length = file.metadata().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot stat", &path, &error))?.len();
         if length != SEGMENT_BYTES {
             return Err(AeroError::new(corruption_code, format!("segment {} is {length} bytes, expected {SEGMENT_BYTES}", path.display()))
@@ -94,6 +124,35 @@ impl Pager {
             unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
         self.segments.push(Segment { path, map, file });
         Ok(())
+    }
+
+    /// Creates segment `index` at `path`, allocated (and, for the document
+    /// space, durable and in place only once complete).
+    fn create_segment(&mut self, index: u64, path: &Path) -> Result<File> {
+        let made_at = if self.durable_creation { self.folder.join(temporary_name(index)) } else { path.to_path_buf() };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&made_at)
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create segment", &made_at, &error))?;
+        let injected = self.allocation_faults.as_ref().and_then(AllocationFaults::check);
+        let allocated = injected.map_or_else(|| allocate(&file, SEGMENT_BYTES), Err).and_then(|()| {
+            if !self.durable_creation {
+                return Ok(());
+            }
+            file.sync_all()?;
+            crate::crash::reach("segment_create");
+            crate::io::rename_no_replace(&made_at, path)?;
+            crate::io::sync_dir(&self.folder)
+        });
+        if let Err(error) = allocated {
+            drop(file);
+            let _ = std::fs::remove_file(&made_at);
+            return Err(io_error(ErrorCode::StorageIoError, "cannot allocate segment", path, &error));
+        }
+        Ok(file)
     }
 
     /// Installs planned allocation failures (tests).

@@ -44,6 +44,7 @@ const WRITE_POINTS: [(&str, Durable); 6] = [
 const RECOVERY_POINTS: [&str; 2] = ["recovery_mid_replay", "recovery_mid_rebuild"];
 const GROUP_POINT: &str = "wal_mid_group";
 const GROW_POINT: &str = "wal_grow";
+const SEGMENT_POINT: &str = "segment_create";
 const SHUTDOWN_POINT: &str = "shutdown_before_marker";
 
 /// The crash points `engine/src/crash.rs` lists in `CRASH_POINTS`.
@@ -62,7 +63,7 @@ fn every_engine_crash_point_is_tested_here() {
         .iter()
         .map(|(name, _)| name.to_string())
         .chain(RECOVERY_POINTS.iter().map(|name| name.to_string()))
-        .chain([SHUTDOWN_POINT.to_string(), GROUP_POINT.to_string(), GROW_POINT.to_string()])
+        .chain([SHUTDOWN_POINT.to_string(), GROUP_POINT.to_string(), GROW_POINT.to_string(), SEGMENT_POINT.to_string()])
         // Tested in tests/tests/backup.rs (a_backup_killed_halfway_leaves_no_dest).
         .chain(["backup_mid_copy".to_string()])
         .collect();
@@ -262,6 +263,55 @@ fn crash_at_wal_grow_leaves_a_log_that_boots() {
     run_writes(&sandbox, &mut model, &[write.clone(), Op::insert("note", note_doc("n1", "grown", 1, 3000))]);
     assert_serves(&sandbox, &model, &[]);
     assert!(std::fs::metadata(wal_path(&sandbox)).expect("WAL").len() >= length);
+}
+
+/// `segment_create`: writes fill the first 4 MiB document segment until one
+/// needs the second; the process dies with that segment made, allocated and
+/// synced under its temporary name, before it is renamed into place. The
+/// write that needed it never reached the WAL and was never answered; every
+/// answered write is served after the restart, the temporary file is
+/// removed (and `aerodb-verify` calls it a note, not a problem), and the
+/// next writes create the segment again.
+#[test]
+fn crash_at_segment_create_leaves_no_half_made_segment() {
+    let sandbox = sandbox_with_schemas();
+    let mut model = Model::default();
+    // A first run (one group-committed batch) fills most of segment 0; the
+    // crash then hits the creation of segment 1.
+    let fill: Vec<Op> = (0..480).map(|n| Op::insert("note", note_doc(&format!("f{n:04}"), &format!("fill{n}"), n, 6000))).collect();
+    run_writes(&sandbox, &mut model, &fill);
+    let mut server = sandbox.start(&[(CRASH, SEGMENT_POINT)]);
+    let mut in_flight = None;
+    for n in 0..2000 {
+        let write = Op::insert("note", note_doc(&format!("s{n:04}"), &format!("more{n}"), 1000 + n, 6000));
+        match server.request(&write.request()) {
+            Some(response) => assert!(model.acknowledge(&write, &response).unwrap()),
+            None => {
+                in_flight = Some(write);
+                break;
+            }
+        }
+    }
+    let in_flight = in_flight.expect("the writes reached a second segment");
+    let output = server.finish();
+    assert!(aborted(&output.status), "expected death by SIGABRT, got {}", describe(&output));
+    assert!(reached_crash_point(&output, SEGMENT_POINT), "crash point not logged: {}", describe(&output));
+    let data = sandbox.data().join("data");
+    assert!(
+        data.join("segment-000001.seg.new").exists() && !data.join("segment-000001.seg").exists(),
+        "made under its temporary name only"
+    );
+    if let Some(verify) = optional_binary("aerodb-verify") {
+        let report = std::process::Command::new(verify).arg("--config").arg(sandbox.config()).output().unwrap();
+        assert_eq!(report.status.code(), Some(0), "verify must not call the interrupted creation a problem: {}", describe(&report));
+    }
+    assert_serves(&sandbox, &model, &[in_flight.key()]);
+    assert!(!data.join("segment-000001.seg.new").exists(), "the boot removed the temporary file");
+    run_writes(&sandbox, &mut model, &[in_flight]);
+    assert_serves(&sandbox, &model, &[]);
+    assert!(data.join("segment-000001.seg").exists());
+    eprintln!("crash point {SEGMENT_POINT}: {} acknowledged writes before the second segment", model.docs.len() - 1);
+    assert!(model.docs.len() > 481, "some writes were acknowledged by the crashing server");
 }
 
 /// Byte offsets (in `data/segment-000000.seg`) of every written page.

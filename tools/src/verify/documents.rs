@@ -155,6 +155,17 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
     // The engine opens the document segments as one numbered run and refuses
     // anything else in the folder: so does verify (the two agree).
     for name in &space.stray_files {
+        // A segment whose creation a crash interrupted (made under its
+        // temporary name, never in place, never written): the engine
+        // removes it at the next boot.
+        let file_name = name.rsplit('/').next().unwrap_or(name);
+        if file_name.strip_suffix(".new").and_then(aerodb_format::parse_segment_file_name).is_some() {
+            report.note(
+                Location::file(name),
+                "a segment file under its temporary name: its creation was interrupted by a crash; the next boot removes it",
+            );
+            continue;
+        }
         report.problem(Location::file(name), "not a segment file: the engine refuses a document folder holding other files");
     }
     for (name, reason) in &space.unreadable {
