@@ -51,9 +51,6 @@ pub struct OpenOptions {
     pub wal_file: Option<Box<dyn WalFile>>,
     /// Planned failures of document segment allocation (ENOSPC, EIO).
     pub segment_allocation_faults: Option<crate::io::AllocationFaults>,
-    /// The WAL's growth step instead of `WAL_GROW_STEP_BYTES` (the
-    /// in-memory tests use small steps).
-    pub wal_grow_step_bytes: Option<u64>,
 }
 
 /// An open database, serving requests.
@@ -303,9 +300,6 @@ impl Database {
             ),
         };
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
-        if let Some(step) = options.wal_grow_step_bytes {
-            wal.set_grow_step(step);
-        }
         // Before replay touches a segment: the log must belong to this database.
         check_wal_identity(&wal, &paths, &manifest)?;
         let mut data_pager = Pager::open_durable(&paths.data, ErrorCode::DataCorruption)?;

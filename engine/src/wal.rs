@@ -33,25 +33,12 @@ pub struct Wal {
     last_seq: SeqNo,
     /// The file's length: preallocated space ends here.
     capacity: u64,
-    /// How much the file grows by when a group does not fit.
-    grow_step: u64,
 }
 
 impl Wal {
     pub fn new(file: Box<dyn WalFile>, path: &Path, length_bytes: u64, last_seq: SeqNo) -> Wal {
         let capacity = file.len().unwrap_or(length_bytes);
-        Wal { file, path: path.to_path_buf(), length_bytes, last_seq, capacity, grow_step: WAL_GROW_STEP_BYTES }
-    }
-
-    /// Sets the growth step (tests use small steps; the default is
-    /// [`WAL_GROW_STEP_BYTES`]).
-    pub fn set_grow_step(&mut self, bytes: u64) {
-        self.grow_step = bytes.max(aerodb_format::PAGE_SIZE_BYTES as u64);
-    }
-
-    /// The file's length, preallocated space included.
-    pub fn capacity_bytes(&self) -> u64 {
-        self.capacity
+        Wal { file, path: path.to_path_buf(), length_bytes, last_seq, capacity }
     }
 
     /// Grows the file so that it holds at least `end` bytes: zeros are
@@ -63,9 +50,8 @@ impl Wal {
     fn grow_to(&mut self, end: u64, seq: SeqNo) -> Result<()> {
         // Doubling from 1 MiB up to steps of `grow_step`: a small database
         // stays small, a large one grows in large steps.
-        let unit = WAL_GROW_MIN_BYTES.min(self.grow_step);
-        let step = self.capacity.clamp(unit, self.grow_step);
-        let target = end.max(self.capacity + step).div_ceil(unit) * unit;
+        let step = self.capacity.clamp(WAL_GROW_MIN_BYTES, WAL_GROW_STEP_BYTES);
+        let target = end.max(self.capacity + step).div_ceil(WAL_GROW_MIN_BYTES) * WAL_GROW_MIN_BYTES;
         let middle = self.capacity + (target - self.capacity) / 2;
         let grown = self.file.grow(middle).and_then(|()| {
             crash::reach("wal_grow");
