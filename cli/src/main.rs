@@ -209,8 +209,17 @@ struct Output {
 }
 
 impl Output {
-    fn write_response(&mut self, text: &str) {
-        if !self.failed && self.writer.write_all(text.as_bytes()).and_then(|()| self.writer.write_all(b"\n")).is_err() {
+    /// Writes one response as a line, serialised straight into the buffer.
+    fn write_value(&mut self, response: &Value, pretty: bool) {
+        if self.failed {
+            return;
+        }
+        let written = if pretty {
+            serde_json::to_writer_pretty(&mut self.writer, response)
+        } else {
+            serde_json::to_writer(&mut self.writer, response)
+        };
+        if written.is_err() || self.writer.write_all(b"\n").is_err() {
             self.failed = true;
         }
     }
@@ -403,11 +412,7 @@ fn serve(cli: &Cli, mode: Mode) -> u8 {
                 if response["status"] != "ok" {
                     failed = true;
                 }
-                let text = if cli.pretty { serde_json::to_string_pretty(response) } else { serde_json::to_string(response) };
-                match text {
-                    Ok(text) => output.write_response(&text),
-                    Err(_) => output.failed = true,
-                }
+                output.write_value(response, cli.pretty);
             }
             if output.failed {
                 aerodb_engine::log::warn("cli", "stdout_closed", &[]);

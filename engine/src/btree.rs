@@ -176,7 +176,13 @@ impl Indexes {
         self.seal(leaf)?;
         let mut child = leaf;
         for &(parent, index) in path.iter().rev() {
-            let count = self.subtree_count(child)?;
+            // The child's subtree gained exactly one entry; only a split
+            // below (which moved entries to a new right sibling) needs the
+            // count summed again.
+            let count = match pending {
+                None => btree::internal_child(self.page(parent)?, index).1 + 1,
+                Some(_) => self.subtree_count(child)?,
+            };
             btree::set_internal_count(self.page_mut(parent)?, index, count);
             if let Some((separator, right)) = pending.take() {
                 let value = btree::internal_value_bytes(right, self.subtree_count(right)?);
@@ -268,12 +274,14 @@ impl Indexes {
         let locator = btree::leaf_locator(page, position);
         btree::remove_entry(self.page_mut(leaf)?, position);
         self.seal(leaf)?;
-        let mut child = leaf;
         for &(parent, index) in path.iter().rev() {
-            let count = self.subtree_count(child)?;
-            btree::set_internal_count(self.page_mut(parent)?, index, count);
+            // Removal never merges nodes: the child's subtree lost exactly one entry.
+            let count = btree::internal_child(self.page(parent)?, index).1;
+            if count == 0 {
+                return Err(broken(format!("index page {parent} counts no entry under the child that held one")));
+            }
+            btree::set_internal_count(self.page_mut(parent)?, index, count - 1);
             self.seal(parent)?;
-            child = parent;
         }
         tree.entries -= 1;
         self.trees.insert(id.clone(), tree);
