@@ -62,6 +62,12 @@ pub trait WalFile: Send {
     fn grow(&mut self, length: u64) -> io::Result<()>;
     /// Reads exactly `buffer.len()` bytes at `offset`.
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
+    /// A read-only map of the whole file, for a reader that jumps around in
+    /// it (replay reads one small delta after another); `None` when the
+    /// file cannot be mapped (the in-memory file), and the caller reads.
+    fn map_read_only(&self) -> Option<memmap2::Mmap> {
+        None
+    }
 }
 
 /// Bytes of zeros written per `write` when a WAL file grows or is cut.
@@ -120,6 +126,16 @@ impl WalFile for OsFile {
 
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buffer, offset)
+    }
+
+    fn map_read_only(&self) -> Option<memmap2::Mmap> {
+        // SAFETY: the map is read only and lives only while the caller
+        // holds the database's lock, during which no AeroDB process
+        // truncates the WAL (the engine cuts by writing zeros; the file
+        // never shrinks). A truncation by another program while mapped
+        // would end in SIGBUS; that is outside what AeroDB guarantees
+        // (docs/BOOT.md).
+        unsafe { memmap2::Mmap::map(&self.file) }.ok()
     }
 }
 

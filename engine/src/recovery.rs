@@ -230,17 +230,29 @@ pub fn replay(
     }
     let mut image = vec![0u8; PAGE_SIZE_BYTES];
     let mut delta_bytes = Vec::new();
+    // A page's entries are spread over the log: read them through a map
+    // (no system call per delta) when the file can be mapped.
+    let mapped = wal.file().map_read_only();
+    let read = |offset: u64, buffer: &mut [u8]| -> Result<()> {
+        match mapped.as_ref().and_then(|map| map.get(offset as usize..offset as usize + buffer.len())) {
+            Some(bytes) => {
+                buffer.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => wal.read_at(offset, buffer),
+        }
+    };
     for (page_no, log) in &last {
         let location = &log.image;
         let length = usize::from(location.lower) + PAGE_SIZE_BYTES - usize::from(location.upper);
-        wal.read_at(location.file_offset, &mut image[..length])?;
+        read(location.file_offset, &mut image[..length])?;
         let mut full = page::restore_hole(location.lower, location.upper, &image[..length])
             .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error))?;
         // Every delta after the image, in log order: the page is rebuilt
         // from the log alone, never from the segment's bytes.
         for (delta_offset, delta_length) in &log.deltas {
             delta_bytes.resize(*delta_length as usize, 0);
-            wal.read_at(*delta_offset, &mut delta_bytes)?;
+            read(*delta_offset, &mut delta_bytes)?;
             aerodb_format::wal::apply_encoded_delta(&mut full, &delta_bytes)
                 .map_err(|error| corruption(ErrorCode::WalCorruption, &path, Some(page_no.0), &error.shifted(*delta_offset as usize)))?;
         }
