@@ -19,9 +19,11 @@
 //! hashes are read, then the schema files (a schema's file is written
 //! before its hash, so every hash read has its file); every file and
 //! folder is fsync'ed; the copy is booted with the full boot of BOOT.md
-//! (replay, verification of every page, index rebuild) and shut down
-//! cleanly; only then is it renamed to `DEST` with a rename that refuses
-//! to replace anything. A backup that fails or is killed leaves no `DEST`.
+//! (replay, verification of every page, index rebuild), its `state.json`
+//! written, and the segment and index files that check wrote removed (the
+//! copy's first boot rebuilds them from its log); only then is it renamed
+//! to `DEST` with a rename that refuses to replace anything. A backup that
+//! fails or is killed leaves no `DEST`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -118,7 +120,23 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
                 summary.last_seq
             )));
         }
-        database.shutdown()?;
+        // The copy keeps its log and metadata only: the segments and the
+        // index files the check wrote are rebuilt from the log by the copy's
+        // first boot, so they are removed instead of flushed. `state.json`
+        // records how far the log reaches, so that boot refuses a log that
+        // later lost records.
+        database.write_state_without_marker()?;
+        drop(database);
+        let copy = Paths::new(staging.clone());
+        for folder in [&copy.data, &copy.indexes] {
+            let entries = std::fs::read_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
+            for entry in entries {
+                let path = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?.path();
+                std::fs::remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
+            }
+            fileio::sync_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", folder, &error))?;
+        }
+        fileio::sync_dir(&copy.metadata).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &copy.metadata, &error))?;
         fileio::rename_no_replace(&staging, dest).map_err(|error| match error.kind() {
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
             _ => io_error(ErrorCode::StorageIoError, "cannot rename into place", dest, &error),

@@ -394,6 +394,22 @@ impl Database {
         Ok(count)
     }
 
+    /// Writes `metadata/state.json` for the database as it stands, with no
+    /// `clean_shutdown` marker: a later boot runs the crash rules, and the
+    /// file proves how far the log reached (a torn tail before that point
+    /// is refused). Used by a backup, whose copy keeps no segments.
+    pub(crate) fn write_state_without_marker(&self) -> Result<()> {
+        let paths = &self.config.paths;
+        let state = ShutdownState {
+            last_seq: self.wal.last_seq().0,
+            wal_bytes: self.wal.length_bytes(),
+            documents: self.documents,
+            document_pages: self.heap.page_count(),
+        };
+        fileio::write_atomic(&paths.state, state.to_json().as_bytes())
+            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))
+    }
+
     /// Serves a schema version installed while the database is open: an
     /// empty B-tree for each of its indexes, then the catalog entry.
     pub(crate) fn add_schema(&mut self, schema: Schema) -> Result<()> {
