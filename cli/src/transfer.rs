@@ -219,14 +219,14 @@ pub fn import(config: &Path, schema: &str, version: &str, file: &Path, stop_on_e
     // Answers a batch; false once the import must stop (an error with
     // --stop-on-error, or a fatal error).
     let run = |database: &mut Database, batch: &mut Vec<(u64, Value)>, tally: &mut Tally, out: &mut dyn Write| -> bool {
-        let requests: Vec<Value> = batch.iter().map(|(_, request)| request.clone()).collect();
+        let (numbers, requests): (Vec<u64>, Vec<Value>) = batch.drain(..).unzip();
         let results = if stop_on_error {
             database.execute_batch_until_error(&requests, Mode::Query)
         } else {
             database.execute_batch(&requests, Mode::Query)
         };
         let mut go_on = true;
-        for ((number, _), result) in batch.iter().zip(&results) {
+        for (number, result) in numbers.iter().zip(&results) {
             match result {
                 Ok(_) => tally.inserted += 1,
                 Err(error) => {
@@ -240,7 +240,6 @@ pub fn import(config: &Path, schema: &str, version: &str, file: &Path, stop_on_e
                 }
             }
         }
-        batch.clear();
         go_on
     };
     loop {
