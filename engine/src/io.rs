@@ -369,14 +369,21 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = folder.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_file(&temporary);
-    {
-        let file = create_new_private(&temporary)?;
+    // A name of this write's own (process id and random bytes): two
+    // processes writing the same file (`aerodb schema add` beside a boot
+    // recording hashes) never share or remove each other's temporary file.
+    let mut tag = [0u8; 6];
+    random_bytes(&mut tag)?;
+    let tag: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
+    let temporary = folder.join(format!(".{name}.tmp-{}-{tag}", std::process::id()));
+    let written = create_new_private(&temporary).and_then(|file| {
         file.write_all_at(bytes, 0)?;
-        file.sync_all()?;
+        file.sync_all()
+    });
+    if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
     }
-    std::fs::rename(&temporary, path)?;
     sync_dir(folder)
 }
 
