@@ -282,7 +282,7 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
                 records += 1;
                 offset += record.length as u64;
             }
-            Err(RecordError::Corrupt(error)) if error.field != "crc" && error.field != "length" => {
+            Err(RecordError::Corrupt(error)) => {
                 // The CRC matched: the record was written whole, so it is
                 // damaged (or forged), never a torn write.
                 return Err(corruption(path, offset, last_seq.0 + 1, format!("record with a valid CRC does not decode: {error}")));
@@ -290,7 +290,7 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
             Err(error) => {
                 let reason = match &error {
                     RecordError::Incomplete { needed, available } => format!("record needs {needed} bytes, {available} remain"),
-                    RecordError::Corrupt(error) => error.to_string(),
+                    RecordError::Unverified(error) | RecordError::Corrupt(error) => error.to_string(),
                 };
                 let Some(nonzero_end) = last_nonzero_end(&mut window, offset).map_err(read_error)? else {
                     // Only zeros from here on: the logical end of a preallocated log.

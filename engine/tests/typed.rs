@@ -216,7 +216,7 @@ fn errors_are_typed_and_options_are_frozen() {
     // A database moved to another folder opens there (data_dir is not frozen).
     let moved = folder.path().join("moved");
     std::fs::rename(&data, &moved).unwrap();
-    let mut db = Database::open_dir(&moved, Options::default()).unwrap();
+    let db = Database::open_dir(&moved, Options::default()).unwrap();
     assert_eq!(db.documents(), 1);
     db.shutdown().unwrap();
 }

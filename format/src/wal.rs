@@ -408,20 +408,35 @@ fn finish_record(mut out: Vec<u8>) -> Vec<u8> {
 pub enum RecordError {
     /// The bytes end before the record does (a torn tail if nothing follows).
     Incomplete { needed: usize, available: usize },
-    /// The record is present but damaged.
+    /// The length is out of range or the CRC does not match: the bytes were
+    /// never written whole as a record, so they may be a torn write (if
+    /// nothing valid follows) or damage.
+    Unverified(DecodeError),
+    /// The CRC matches but the content breaks a rule: the record was written
+    /// whole, so it is damaged (or forged), never a torn write.
     Corrupt(DecodeError),
+}
+
+impl RecordError {
+    /// The decode error, for either kind of damage (`None` when incomplete).
+    pub fn decode_error(&self) -> Option<&DecodeError> {
+        match self {
+            RecordError::Incomplete { .. } => None,
+            RecordError::Unverified(error) | RecordError::Corrupt(error) => Some(error),
+        }
+    }
 }
 
 /// Decodes the record at the start of `bytes` (the rest of the file).
 pub fn decode_record(bytes: &[u8]) -> Result<WalRecord<'_>, RecordError> {
-    let corrupt =
-        |field: &'static str, offset: usize, reason: String| RecordError::Corrupt(DecodeError::new("WAL record", field, offset, reason));
+    let unverified =
+        |field: &'static str, offset: usize, reason: String| RecordError::Unverified(DecodeError::new("WAL record", field, offset, reason));
     if bytes.len() < 4 {
         return Err(RecordError::Incomplete { needed: 4, available: bytes.len() });
     }
     let length = u32_at(bytes, 0) as usize;
     if !(RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&length) {
-        return Err(corrupt("length", 0, format!("record length {length} outside [{RECORD_MIN_BYTES}, {RECORD_MAX_BYTES}]")));
+        return Err(unverified("length", 0, format!("record length {length} outside [{RECORD_MIN_BYTES}, {RECORD_MAX_BYTES}]")));
     }
     if bytes.len() < length {
         return Err(RecordError::Incomplete { needed: length, available: bytes.len() });
@@ -430,7 +445,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<WalRecord<'_>, RecordError> {
     let crc = u32_at(bytes, length - 4);
     let computed = crc32c::crc32c(body);
     if crc != computed {
-        return Err(corrupt("crc", length - 4, format!("stored {crc:#010x}, computed {computed:#010x}")));
+        return Err(unverified("crc", length - 4, format!("stored {crc:#010x}, computed {computed:#010x}")));
     }
     decode_checked_body(body, length).map_err(RecordError::Corrupt)
 }

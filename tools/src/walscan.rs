@@ -181,19 +181,26 @@ impl WalScan {
                     entries.push(ScanEntry::Torn { offset: position, bytes: torn, reason });
                     break;
                 }
-                Err(RecordError::Corrupt(error)) => match next_valid_record(bytes, position) {
+                Err(RecordError::Unverified(error)) => match next_valid_record(bytes, position) {
                     Some(next) => {
                         entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
                         // The damaged bytes hid at least one sequence number.
                         expected_seq = None;
                         position = next;
                     }
-                    None if error.field == "crc" || error.field == "length" => {
+                    None => {
                         let reason = format!("{} (nothing valid follows)", error);
                         // The torn bytes end at the last non-zero byte; the zeros after it are preallocated space.
                         let torn = aerodb_format::nonzero_end(rest);
                         entries.push(ScanEntry::Torn { offset: position, bytes: torn, reason });
                         break;
+                    }
+                },
+                Err(RecordError::Corrupt(error)) => match next_valid_record(bytes, position) {
+                    Some(next) => {
+                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
+                        expected_seq = None;
+                        position = next;
                     }
                     None => {
                         // The CRC matched: these bytes were written as they are.
