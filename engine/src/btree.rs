@@ -354,32 +354,39 @@ impl Indexes {
                 };
                 Ok(Cursor { page: leaf, position: position as i64 - i64::from(descending), descending })
             }
-            (None, false) => {
+            (None, _) => {
+                // The leftmost (or rightmost) leaf, in at most TREE_HEIGHT_MAX steps.
                 let mut node = tree.root;
-                while !btree::is_leaf(self.page(node)?) {
-                    node = btree::internal_child(self.page(node)?, 0).0;
-                }
-                Ok(Cursor { page: node, position: 0, descending })
-            }
-            (None, true) => {
-                let mut node = tree.root;
-                loop {
+                for _ in 0..TREE_HEIGHT_MAX {
                     let page = self.page(node)?;
+                    let count = btree::entry_count(page);
                     if btree::is_leaf(page) {
-                        return Ok(Cursor { page: node, position: btree::entry_count(page) as i64 - 1, descending });
+                        let position = if descending { count as i64 - 1 } else { 0 };
+                        return Ok(Cursor { page: node, position, descending });
                     }
-                    node = btree::internal_child(page, btree::entry_count(page) - 1).0;
+                    if count == 0 {
+                        return Err(broken(format!("index page {node} is an empty internal node")));
+                    }
+                    node = btree::internal_child(page, if descending { count - 1 } else { 0 }).0;
                 }
+                Err(broken(format!("tree {}.{} is deeper than {TREE_HEIGHT_MAX} levels", id.schema_id, id.field)))
             }
         }
     }
 
     /// The cursor's entry, advancing it; None at the tree's end.
     pub fn next(&self, cursor: &mut Cursor) -> Result<Option<(Vec<u8>, Locator)>> {
+        // Every step either returns an entry or moves to a sibling page; more
+        // pages without an entry than the space holds means a sibling cycle.
+        let mut pages_without_entry = 0u64;
         loop {
             if cursor.page.is_none() {
                 return Ok(None);
             }
+            if pages_without_entry > self.page_count {
+                return Err(broken(format!("the sibling links from index page {} run in a cycle", cursor.page)));
+            }
+            pages_without_entry += 1;
             let page = self.page(cursor.page)?;
             let count = btree::entry_count(page) as i64;
             if cursor.position >= 0 && cursor.position < count {
