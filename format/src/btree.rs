@@ -240,7 +240,7 @@ pub fn check_node(page: &PageBytes) -> Result<(), DecodeError> {
     }
     // The page may not have passed `page::verify`: bound the hole before
     // reading the cell directory.
-    if header.lower() < HEADER_BYTES || header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
+    if !crate::page::hole_bounds_valid(header.lower(), header.upper()) {
         return Err(DecodeError::new(
             "btree node",
             "lower/upper",

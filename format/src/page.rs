@@ -210,17 +210,27 @@ pub fn check_header(header: &PageHeader, expected: PageNo) -> Result<(), DecodeE
         ));
     }
     let (lower, upper) = (header.lower(), header.upper());
-    if lower < HEADER_BYTES || lower > upper || upper > PAGE_SIZE_BYTES {
+    if !hole_bounds_valid(lower, upper) {
         return Err(DecodeError::new("page", "lower/upper", 6, format!("bad hole bounds lower={lower} upper={upper}")));
     }
     Ok(())
+}
+
+/// Whether `lower` and `upper` bound a hole: `HEADER_BYTES <= lower <= upper
+/// <= PAGE_SIZE_BYTES` (the one rule every page and image is held to).
+pub fn hole_bounds_valid(lower: usize, upper: usize) -> bool {
+    (HEADER_BYTES..=upper).contains(&lower) && upper <= PAGE_SIZE_BYTES
 }
 
 /// The hole-elided image of a sealed page, as logged in the WAL: bytes
 /// `[0, lower)` followed by bytes `[upper, PAGE_SIZE_BYTES)`.
 pub fn elide_hole(page: &PageBytes) -> (u16, u16, Vec<u8>) {
     let header = PageHeader::read(page);
-    let (lower, upper) = (header.lower(), header.upper());
+    let (mut lower, mut upper) = (header.lower(), header.upper());
+    if !hole_bounds_valid(lower, upper) {
+        // Never for a page this process sealed; a damaged page is logged whole.
+        (lower, upper) = (PAGE_SIZE_BYTES, PAGE_SIZE_BYTES);
+    }
     let mut image = Vec::with_capacity(lower + PAGE_SIZE_BYTES - upper);
     image.extend_from_slice(&page[..lower]);
     image.extend_from_slice(&page[upper..]);
@@ -230,7 +240,7 @@ pub fn elide_hole(page: &PageBytes) -> (u16, u16, Vec<u8>) {
 /// Rebuilds a full page from a hole-elided image (the hole is zero).
 pub fn restore_hole(lower: u16, upper: u16, image: &[u8]) -> Result<Box<PageBytes>, DecodeError> {
     let (lower, upper) = (usize::from(lower), usize::from(upper));
-    if lower < HEADER_BYTES || lower > upper || upper > PAGE_SIZE_BYTES {
+    if !hole_bounds_valid(lower, upper) {
         return Err(DecodeError::new("page image", "lower/upper", 0, format!("bad hole bounds lower={lower} upper={upper}")));
     }
     if image.len() != lower + PAGE_SIZE_BYTES - upper {

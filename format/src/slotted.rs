@@ -187,7 +187,7 @@ pub fn check_document_page(page: &PageBytes) -> Result<Vec<(u16, &[u8])>, Decode
     }
     // The page may not have passed `page::verify`: bound the hole before
     // reading the slot directory.
-    if header.lower() < HEADER_BYTES || header.lower() > header.upper() || header.upper() > PAGE_SIZE_BYTES {
+    if !crate::page::hole_bounds_valid(header.lower(), header.upper()) {
         return Err(DecodeError::new(
             "document page",
             "lower/upper",

@@ -506,7 +506,7 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
         let lower = u16_at(body, at);
         let upper = u16_at(body, at + 2);
         let (lower_bytes, upper_bytes) = (usize::from(lower), usize::from(upper));
-        if lower_bytes < crate::page::HEADER_BYTES || lower_bytes > upper_bytes || upper_bytes > PAGE_SIZE_BYTES {
+        if !crate::page::hole_bounds_valid(lower_bytes, upper_bytes) {
             return Err(error("page entry", at, format!("bad hole bounds lower={lower} upper={upper}")));
         }
         let image_length = lower_bytes + PAGE_SIZE_BYTES - upper_bytes;
