@@ -148,6 +148,23 @@ pub fn check(space: &PageSpace, wal: &WalView, schemas: &Schemas, clean: bool, r
 }
 
 /// The folder, stray files, segment sizes, and segment files the WAL needs but that are missing.
+/// Every segment of a page space can be read and is exactly
+/// `SEGMENT_BYTES` long; counts them under `counter`. (Shared by the
+/// document and index checks.)
+pub fn check_segment_lengths(space: &PageSpace, counter: &'static str, report: &mut Report) {
+    for (name, reason) in &space.unreadable {
+        report.problem(Location::file(name), format!("segment file cannot be read: {reason}"));
+    }
+    for segment in space.segments.values() {
+        report.count(counter, 1);
+        let length = segment.bytes.len() as u64;
+        if length != SEGMENT_BYTES {
+            let name = space.file_of(PageNo(segment.index * aerodb_format::SEGMENT_PAGES));
+            report.problem(Location::file(&name), format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"));
+        }
+    }
+}
+
 fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &mut Report) {
     if !space.folder_exists {
         report.problem(Location::file(space.dir_name), "the document segment folder is missing");
@@ -168,9 +185,7 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
         }
         report.problem(Location::file(name), "not a segment file: the engine refuses a document folder holding other files");
     }
-    for (name, reason) in &space.unreadable {
-        report.problem(Location::file(name), format!("segment file cannot be read: {reason}"));
-    }
+    check_segment_lengths(space, "document_segments", report);
     // A gap below the highest segment present is refused by the engine even
     // when the WAL could rewrite the missing pages; missing segments past the
     // highest one present are made again by replay after a crash.
@@ -179,14 +194,6 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
         for index in (0..last).filter(|index| !space.segments.contains_key(index)) {
             let name = space.file_of(PageNo(index * aerodb_format::SEGMENT_PAGES));
             report.problem(Location::file(&name), format!("segment file is missing: a gap in the numbering before segment {last}"));
-        }
-    }
-    for segment in space.segments.values() {
-        report.count("document_segments", 1);
-        let length = segment.bytes.len() as u64;
-        if length != SEGMENT_BYTES {
-            let name = space.file_of(PageNo(segment.index * aerodb_format::SEGMENT_PAGES));
-            report.problem(Location::file(&name), format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"));
         }
     }
     let mut missing: BTreeMap<u64, Vec<PageNo>> = BTreeMap::new();

@@ -26,7 +26,7 @@ use aerodb_format::PageNo;
 use crate::database::{Database, INDEXES_DIR, INDEX_DIRECTORY_FILE};
 use crate::describe::key_text;
 use crate::files::read_small;
-use crate::space::{PageSpace, SEGMENT_BYTES};
+use crate::space::PageSpace;
 use crate::verify::documents::DocumentSet;
 use crate::verify::metadata::Schemas;
 use crate::verify::progress::Progress;
@@ -207,17 +207,7 @@ fn check_segment_files(space: &PageSpace, report: &mut Report) {
             report.note(Location::file(name), "not a segment file; ignored");
         }
     }
-    for (name, reason) in &space.unreadable {
-        report.problem(Location::file(name), format!("segment file cannot be read: {reason}"));
-    }
-    for segment in space.segments.values() {
-        report.count("index_segments", 1);
-        let length = segment.bytes.len() as u64;
-        if length != SEGMENT_BYTES {
-            let name = space.file_of(PageNo(segment.index * aerodb_format::SEGMENT_PAGES));
-            report.problem(Location::file(&name), format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"));
-        }
-    }
+    crate::verify::documents::check_segment_lengths(space, "index_segments", report);
 }
 
 /// Trees sorted by (schema_id, schema_version, field), one per indexed field
