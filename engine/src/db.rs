@@ -896,7 +896,7 @@ impl Database {
             return Err(fatal);
         }
         let paths = self.config.paths.clone();
-        self.heap.pager.flush()?;
+        self.heap.flush()?;
         // Index segments are derived (rebuilt at every start); they are
         // flushed so that aerodb-verify can check them after a clean shutdown.
         self.indexes.flush()?;

@@ -50,7 +50,7 @@ impl PagePlan {
 }
 
 pub struct Heap {
-    pub pager: Pager,
+    pager: Pager,
     /// Pages `[0, page_count)` may hold data; later pages are unwritten.
     /// Counts the staged pages too.
     page_count: u64,
@@ -369,6 +369,37 @@ impl Heap {
             }
             _ => {}
         }
+    }
+
+    /// The segment page as it is on disk (recovery's access below the
+    /// staged pages and the page count: replay and verification).
+    pub fn segment_page(&self, page_no: PageNo) -> Option<&PageBytes> {
+        self.pager.page(page_no)
+    }
+
+    /// The segment page for replay to overwrite.
+    pub fn segment_page_mut(&mut self, page_no: PageNo) -> Result<&mut PageBytes> {
+        self.pager.page_mut(page_no)
+    }
+
+    /// Pages the segments hold.
+    pub fn capacity_pages(&self) -> u64 {
+        self.pager.capacity_pages()
+    }
+
+    /// Creates segments until page `page_count - 1` exists.
+    pub fn ensure_capacity(&mut self, page_count: u64) -> Result<()> {
+        self.pager.ensure_capacity(page_count)
+    }
+
+    /// Path of the segment file holding `page_no`.
+    pub fn segment_path(&self, page_no: PageNo) -> std::path::PathBuf {
+        self.pager.segment_path(page_no)
+    }
+
+    /// Writes every segment back to disk and syncs it (graceful shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.pager.flush()
     }
 
     /// Sets the high-water mark found by recovery.

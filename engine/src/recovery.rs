@@ -197,17 +197,17 @@ pub fn replay(
         report.torn_bytes_discarded = outcome.torn_bytes;
     }
     let page_count = last.keys().next_back().map(|page_no| page_no.0 + 1).unwrap_or(0);
-    if clean && heap.pager.capacity_pages() < page_count {
+    if clean && heap.capacity_pages() < page_count {
         return Err(AeroError::new(
             ErrorCode::DataCorruption,
             format!(
                 "the WAL logs page {} but the document segments end at page {} after a clean shutdown",
                 page_count - 1,
-                heap.pager.capacity_pages()
+                heap.capacity_pages()
             ),
         ));
     }
-    heap.pager.ensure_capacity(page_count)?;
+    heap.ensure_capacity(page_count)?;
     heap.set_page_count(page_count);
     // A segment page that is intact (checksum and page number right) and
     // carries a sequence number past the log's valid end was written by a
@@ -215,10 +215,10 @@ pub fn replay(
     // is fsync'ed) and is now damaged or missing: an acknowledged write
     // would be lost. Checked before replay overwrites any page.
     for page_no in last.keys() {
-        if let Some(current) = heap.pager.page(*page_no) {
+        if let Some(current) = heap.segment_page(*page_no) {
             if let Ok(header) = page::verify(current, *page_no) {
                 if header.lsn().0 > outcome.last_seq.0 {
-                    let file = heap.pager.segment_path(*page_no);
+                    let file = heap.segment_path(*page_no);
                     return Err(AeroError::new(ErrorCode::WalCorruption, format!("{} page {page_no} was written by WAL record {}, but the valid records of {} end at sequence {} (offset {}): a durable record is damaged or missing", file.display(), header.lsn(), path.display(), outcome.last_seq, outcome.valid_end))
                         .detail("file", path.display().to_string())
                         .detail("offset", outcome.valid_end)
@@ -272,11 +272,11 @@ pub fn replay(
             .detail("page", page_no.0)
             .detail("seq", log.last_seq));
         }
-        let current = heap.pager.page_mut(*page_no)?;
+        let current = heap.segment_page_mut(*page_no)?;
         if current[..] != full[..] {
             if clean {
                 let differs_at = current.iter().zip(full.iter()).position(|(a, b)| a != b).unwrap_or(0);
-                let file = heap.pager.segment_path(*page_no);
+                let file = heap.segment_path(*page_no);
                 return Err(AeroError::new(
                     ErrorCode::DataCorruption,
                     format!(
@@ -375,7 +375,7 @@ struct VersionKeys {
 }
 
 fn data_corruption(heap: &Heap, page_no: PageNo, offset_in_page: usize, message: String) -> AeroError {
-    let file = heap.pager.segment_path(page_no);
+    let file = heap.segment_path(page_no);
     AeroError::new(ErrorCode::DataCorruption, format!("{} page {page_no}: {message}", file.display()))
         .detail("file", file.display().to_string())
         .detail("page", page_no.0)
@@ -420,7 +420,7 @@ fn empty_verified(catalog: &Catalog) -> Verified {
 /// one reported, so the outcome is the same as a sequential check.
 pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut RecoveryReport) -> Result<Verified> {
     let started = Instant::now();
-    let capacity = heap.pager.capacity_pages();
+    let capacity = heap.capacity_pages();
     let chunk = capacity.div_ceil(VERIFY_THREADS).max(1);
     let shared: &Heap = heap;
     let scans: Vec<Result<PageScan>> = std::thread::scope(|scope| {
@@ -465,7 +465,7 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
             if !chained.insert(next) {
                 return Err(data_corruption(heap, next, 32, "overflow page belongs to two chains".into()));
             }
-            next = heap.pager.page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
+            next = heap.segment_page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
         }
         verify_document(heap, catalog, locator, &bytes, &mut verified)?;
     }
@@ -473,7 +473,7 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
         return Err(data_corruption(heap, *orphan, 4, "overflow page belongs to no document".into()));
     }
     for number in 0..heap.page_count() {
-        if let Some(page) = heap.pager.page(PageNo(number)) {
+        if let Some(page) = heap.segment_page(PageNo(number)) {
             let copy = *page;
             heap.note_page(PageNo(number), &copy);
         }
@@ -492,7 +492,7 @@ fn scan_pages(heap: &Heap, catalog: &Catalog, last_seq: SeqNo, range: std::ops::
     for number in range {
         progress.update(number);
         let page_no = PageNo(number);
-        let Some(page) = heap.pager.page(page_no) else { break };
+        let Some(page) = heap.segment_page(page_no) else { break };
         if number >= page_count || page::is_unwritten(page) {
             if let Some(position) = page.iter().position(|&byte| byte != 0) {
                 return Err(data_corruption(heap, page_no, position, "a page the WAL never wrote holds nonzero bytes".into()));
