@@ -38,21 +38,21 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(root: PathBuf) -> Paths {
-        let metadata = root.join("metadata");
+        use aerodb_format::layout as names;
         Paths {
-            manifest: root.join("MANIFEST"),
-            lock: root.join("LOCK"),
-            wal_dir: root.join("wal"),
-            wal: root.join("wal").join("wal.log"),
-            data: root.join("data"),
-            indexes: root.join("indexes"),
-            index_directory: root.join("indexes").join("directory.json"),
-            schemas: metadata.join("schemas"),
-            frozen_config: metadata.join("config.json"),
-            schema_hashes: metadata.join("schema_hashes.json"),
-            state: metadata.join("state.json"),
-            clean_shutdown: root.join("clean_shutdown"),
-            metadata,
+            manifest: root.join(names::MANIFEST_FILE),
+            lock: root.join(names::LOCK_FILE),
+            wal_dir: root.join(names::WAL_DIR),
+            wal: root.join(names::WAL_FILE),
+            data: root.join(names::DATA_DIR),
+            indexes: root.join(names::INDEXES_DIR),
+            index_directory: root.join(names::INDEX_DIRECTORY_FILE),
+            schemas: root.join(names::SCHEMAS_DIR),
+            frozen_config: root.join(names::FROZEN_CONFIG_FILE),
+            schema_hashes: root.join(names::SCHEMA_HASHES_FILE),
+            state: root.join(names::STATE_FILE),
+            clean_shutdown: root.join(names::CLEAN_SHUTDOWN_FILE),
+            metadata: root.join(names::METADATA_DIR),
             root,
         }
     }

@@ -16,6 +16,7 @@ pub mod document;
 pub mod error;
 pub mod json;
 pub mod key;
+pub mod layout;
 pub mod manifest;
 pub mod page;
 pub mod schema;

@@ -13,18 +13,12 @@ use aerodb_format::config::Config;
 /// Where `--config` points when it is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "./aerodb.json";
 
-/// File names inside the data directory, relative to it (as reports show them).
-pub const MANIFEST_FILE: &str = "MANIFEST";
-pub const LOCK_FILE: &str = "LOCK";
-pub const WAL_FILE: &str = "wal/wal.log";
-pub const DATA_DIR: &str = "data";
-pub const INDEXES_DIR: &str = "indexes";
-pub const INDEX_DIRECTORY_FILE: &str = "indexes/directory.json";
-pub const SCHEMAS_DIR: &str = "metadata/schemas";
-pub const FROZEN_CONFIG_FILE: &str = "metadata/config.json";
-pub const SCHEMA_HASHES_FILE: &str = "metadata/schema_hashes.json";
-pub const STATE_FILE: &str = "metadata/state.json";
-pub const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
+/// File names inside the data directory, relative to it (as reports show
+/// them): the format crate's layout, the one the engine uses.
+pub use aerodb_format::layout::{
+    CLEAN_SHUTDOWN_FILE, DATA_DIR, FROZEN_CONFIG_FILE, INDEXES_DIR, INDEX_DIRECTORY_FILE, LOCK_FILE, MANIFEST_FILE, SCHEMAS_DIR,
+    SCHEMA_HASHES_FILE, STATE_FILE, WAL_FILE,
+};
 
 /// A database located through its config file.
 #[derive(Clone, Debug)]
