@@ -211,48 +211,14 @@ fn metadata_corruption(path: &Path, reason: impl std::fmt::Display) -> AeroError
     AeroError::new(ErrorCode::MetadataCorruption, format!("{}: {reason}", path.display())).detail("file", path.display().to_string())
 }
 
-/// `metadata/state.json`, written by a clean shutdown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ShutdownState {
-    last_seq: u64,
-    wal_bytes: u64,
-    documents: u64,
-    document_pages: u64,
-}
+/// `metadata/state.json` (its encoding is `aerodb_format::state`).
+type ShutdownState = aerodb_format::state::State;
 
-impl ShutdownState {
-    fn to_json(self) -> String {
-        let mut text = serde_json::to_string_pretty(&json!({
-            "last_seq": self.last_seq, "wal_bytes": self.wal_bytes, "documents": self.documents, "document_pages": self.document_pages,
-        }))
-        .unwrap_or_default();
-        text.push('\n');
-        text
-    }
-
-    fn read(path: &Path) -> Result<ShutdownState> {
-        let bytes = crate::io::read_json_file(path).map_err(|error| {
-            metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}"))
-        })?;
-        let value: Value =
-            aerodb_format::json::parse_file(&bytes).map_err(|error| metadata_corruption(path, format!("not valid JSON: {error}")))?;
-        let field = |name: &str| {
-            value
-                .get(name)
-                .and_then(Value::as_u64)
-                .ok_or_else(|| metadata_corruption(path, format!("'{name}' is missing or not a non-negative integer")))
-        };
-        let state = ShutdownState {
-            last_seq: field("last_seq")?,
-            wal_bytes: field("wal_bytes")?,
-            documents: field("documents")?,
-            document_pages: field("document_pages")?,
-        };
-        if value.as_object().map(Map::len) != Some(4) {
-            return Err(metadata_corruption(path, "unexpected fields"));
-        }
-        Ok(state)
-    }
+/// Reads the state file, any failure as metadata corruption.
+fn read_state(path: &Path) -> Result<ShutdownState> {
+    let bytes = crate::io::read_json_file(path)
+        .map_err(|error| metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}")))?;
+    ShutdownState::decode(&bytes).map_err(|reason| metadata_corruption(path, reason))
 }
 
 impl Database {
@@ -282,13 +248,13 @@ impl Database {
         let manifest = Manifest::decode(&manifest_bytes)
             .map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
-        let clean_state = if paths.clean_shutdown.exists() { Some(ShutdownState::read(&paths.state)?) } else { None };
+        let clean_state = if paths.clean_shutdown.exists() { Some(read_state(&paths.state)?) } else { None };
         // Without the marker, an older state file still proves how far the
         // log reached at that clean shutdown: a "torn tail" before that point
         // is a damaged acknowledged record, not an interrupted write.
         let acknowledged_wal_bytes = match clean_state {
             Some(state) => state.wal_bytes,
-            None => ShutdownState::read(&paths.state).map(|state| state.wal_bytes).unwrap_or(0),
+            None => read_state(&paths.state).map(|state| state.wal_bytes).unwrap_or(0),
         };
 
         lifecycle.enter(State::Recovering);
@@ -406,7 +372,7 @@ impl Database {
             documents: self.documents,
             document_pages: self.heap.page_count(),
         };
-        fileio::write_atomic(&paths.state, state.to_json().as_bytes())
+        fileio::write_atomic(&paths.state, state.encode().as_bytes())
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))
     }
 
@@ -907,7 +873,7 @@ impl Database {
             documents: self.documents,
             document_pages: self.heap.page_count(),
         };
-        fileio::write_atomic(&paths.state, state.to_json().as_bytes())
+        fileio::write_atomic(&paths.state, state.encode().as_bytes())
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))?;
         crash::reach("shutdown_before_marker");
         write_new_file(&paths.clean_shutdown, b"")

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod page;
 pub mod schema;
 pub mod slotted;
+pub mod state;
 pub mod varint;
 pub mod wal;
 

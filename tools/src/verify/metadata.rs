@@ -220,7 +220,7 @@ pub fn check_state(database: &Database, clean: bool, expected: &StateExpectation
         return;
     };
     for key in state.keys() {
-        if !matches!(key.as_str(), "last_seq" | "wal_bytes" | "documents" | "document_pages") {
+        if !aerodb_format::state::STATE_FIELDS.contains(&key.as_str()) {
             report.problem(location.clone(), format!("unknown field {key:?}"));
         }
     }
