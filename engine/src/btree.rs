@@ -20,7 +20,6 @@ use std::ops::Bound;
 use aerodb_format::btree::{self, Locator};
 use aerodb_format::page::{self, PageBytes, PageHeader};
 use aerodb_format::{PageNo, SeqNo, PAGE_SIZE_BYTES};
-use serde_json::{json, Value};
 
 use crate::error::{AeroError, ErrorCode, Result};
 use crate::pager::Pager;
@@ -486,17 +485,21 @@ impl Indexes {
         Ok(parents)
     }
 
-    /// The `indexes/directory.json` document naming every tree's root.
-    pub fn directory_json(&self) -> Value {
-        let trees: Vec<Value> = self
+    /// The bytes of `indexes/directory.json`, naming every tree's root.
+    pub fn directory_text(&self) -> String {
+        let trees: Vec<btree::DirectoryEntry<'_>> = self
             .trees
             .iter()
-            .map(|(id, tree)| {
-                json!({"schema_id": id.schema_id, "schema_version": id.schema_version, "field": id.field,
-                       "root": tree.root.0, "height": tree.height, "entries": tree.entries})
+            .map(|(id, tree)| btree::DirectoryEntry {
+                schema_id: &id.schema_id,
+                schema_version: &id.schema_version,
+                field: &id.field,
+                root: tree.root.0,
+                height: tree.height,
+                entries: tree.entries,
             })
             .collect();
-        json!({"lsn": self.lsn.0, "trees": trees})
+        btree::encode_directory(self.lsn.0, &trees)
     }
 
     /// Writes the checksum of every page changed since its last flush,

@@ -1015,9 +1015,7 @@ fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
 }
 
 fn write_index_directory(paths: &Paths, indexes: &Indexes) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(&indexes.directory_json()).unwrap_or_default();
-    text.push('\n');
-    fileio::write_atomic(&paths.index_directory, text.as_bytes())
+    fileio::write_atomic(&paths.index_directory, indexes.directory_text().as_bytes())
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.index_directory, &error))
 }
 

@@ -354,3 +354,29 @@ mod tests {
         }
     }
 }
+
+/// One tree of `indexes/directory.json` (FORMAT.md section 11.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryEntry<'a> {
+    pub schema_id: &'a str,
+    pub schema_version: &'a str,
+    pub field: &'a str,
+    pub root: u64,
+    pub height: u32,
+    pub entries: u64,
+}
+
+/// The bytes of `indexes/directory.json`: `lsn` and the trees in order,
+/// indented by two spaces, with a final newline.
+pub fn encode_directory(lsn: u64, trees: &[DirectoryEntry<'_>]) -> String {
+    let trees: Vec<serde_json::Value> = trees
+        .iter()
+        .map(|tree| {
+            serde_json::json!({"schema_id": tree.schema_id, "schema_version": tree.schema_version, "field": tree.field,
+                               "root": tree.root, "height": tree.height, "entries": tree.entries})
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&serde_json::json!({"lsn": lsn, "trees": trees})).unwrap_or_default();
+    text.push('\n');
+    text
+}
