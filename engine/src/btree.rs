@@ -119,7 +119,7 @@ impl Indexes {
     /// when the page is flushed.
     fn seal(&mut self, page_no: PageNo) -> Result<()> {
         let lsn = self.lsn;
-        self.page_mut(page_no)?[24..32].copy_from_slice(&lsn.0.to_le_bytes());
+        page::stamp_lsn(self.page_mut(page_no)?, lsn);
         self.unsealed.insert(page_no);
         Ok(())
     }

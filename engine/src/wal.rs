@@ -15,8 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use aerodb_format::wal::{
-    decode_record, RecordError, WalHeader, WalRecord, RECORD_MAX_BYTES, RECORD_TYPE_PAGE_CHANGES, RECORD_TYPE_PAGE_WRITE,
-    WAL_GROW_MIN_BYTES, WAL_GROW_STEP_BYTES, WAL_HEADER_BYTES,
+    decode_record, RecordError, WalHeader, WalRecord, RECORD_MAX_BYTES, WAL_GROW_MIN_BYTES, WAL_GROW_STEP_BYTES, WAL_HEADER_BYTES,
 };
 use aerodb_format::SeqNo;
 
@@ -345,7 +344,7 @@ fn find_valid_record_after(window: &mut Window<'_>, offset: u64) -> std::io::Res
         }
         // A cheap filter before the CRC: record type and op bytes. Any
         // valid record counts, whatever its sequence number.
-        let plausible = (bytes[4] == RECORD_TYPE_PAGE_WRITE || bytes[4] == RECORD_TYPE_PAGE_CHANGES) && (1..=3).contains(&bytes[5]);
+        let plausible = aerodb_format::wal::plausible_record_start(bytes);
         if plausible {
             if let Ok(record) = decode_record(bytes) {
                 return Ok(Some((candidate, record.seq.0)));

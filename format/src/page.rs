@@ -160,9 +160,15 @@ pub fn compute_checksum(page: &PageBytes) -> u32 {
     crc32c::crc32c(&page[4..])
 }
 
+/// Stamps `lsn` without writing the checksum (a page whose checksum is
+/// written later, at flush: the index pages).
+pub fn stamp_lsn(page: &mut PageBytes, lsn: SeqNo) {
+    page[24..32].copy_from_slice(&lsn.0.to_le_bytes());
+}
+
 /// Stamps `lsn` and writes the checksum. Call after every change.
 pub fn seal(page: &mut PageBytes, lsn: SeqNo) {
-    page[24..32].copy_from_slice(&lsn.0.to_le_bytes());
+    stamp_lsn(page, lsn);
     let checksum = compute_checksum(page);
     page[0..4].copy_from_slice(&checksum.to_le_bytes());
 }

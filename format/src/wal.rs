@@ -42,6 +42,12 @@ pub const ENTRY_IMAGE: u8 = 1;
 pub const ENTRY_DELTA: u8 = 2;
 /// Bytes before a delta's ranges: page number, kind, range count.
 pub const DELTA_ENTRY_HEADER_BYTES: usize = 11;
+/// Whether `bytes` could start a record: a known record type and op at
+/// their offsets (a cheap filter before the CRC when scanning for one).
+pub fn plausible_record_start(bytes: &[u8]) -> bool {
+    bytes.len() >= 6 && (bytes[4] == RECORD_TYPE_PAGE_WRITE || bytes[4] == RECORD_TYPE_PAGE_CHANGES) && WalOp::from_byte(bytes[5]).is_some()
+}
+
 /// Bytes before each range's bytes: offset, length.
 pub const DELTA_RANGE_HEADER_BYTES: usize = 4;
 /// The smallest growth of the WAL file, and the unit its length is rounded to.

@@ -14,10 +14,7 @@
 use serde_json::Value;
 
 use aerodb_format::page::{restore_hole, PageBytes};
-use aerodb_format::wal::{
-    decode_record, PageChange, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES, RECORD_TYPE_PAGE_CHANGES,
-    RECORD_TYPE_PAGE_WRITE, WAL_HEADER_BYTES,
-};
+use aerodb_format::wal::{decode_record, PageChange, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES, WAL_HEADER_BYTES};
 use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
 
 /// Where one page entry sits in the WAL file: a whole image (hole elided)
@@ -259,8 +256,7 @@ fn next_valid_record(bytes: &[u8], damaged: usize) -> Option<usize> {
         let length = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&length)
             && at + length <= bytes.len()
-            && (head[4] == RECORD_TYPE_PAGE_WRITE || head[4] == RECORD_TYPE_PAGE_CHANGES)
-            && WalOp::from_byte(head[5]).is_some()
+            && aerodb_format::wal::plausible_record_start(head)
             && decode_record(&bytes[at..]).is_ok()
     };
     if let Some(head) = bytes.get(damaged..damaged + 4) {
