@@ -100,8 +100,17 @@ struct StagedWrite {
 }
 
 enum IndexChange {
-    Insert { schema: std::sync::Arc<Schema>, keys: Vec<(String, Vec<u8>)>, locator: aerodb_format::btree::Locator },
-    Remove { schema: std::sync::Arc<Schema>, keys: Vec<(String, Vec<u8>)> },
+    Insert {
+        schema: std::sync::Arc<Schema>,
+        keys: Vec<(String, Vec<u8>)>,
+        locator: aerodb_format::btree::Locator,
+    },
+    /// `locator`: where the removed document was; every removed entry must point there.
+    Remove {
+        schema: std::sync::Arc<Schema>,
+        keys: Vec<(String, Vec<u8>)>,
+        locator: aerodb_format::btree::Locator,
+    },
 }
 
 /// Creates a new database at the config file's `data_dir` (which must not
@@ -624,7 +633,7 @@ impl Database {
                     let old_size = self.heap.read_record(old_locator)?.len();
                     let old_keys = index_keys(&old_schema, &old_body)?;
                     staged.size_notes.push((old_schema.clone(), old_size, false));
-                    staged.index_changes.push(IndexChange::Remove { schema: old_schema, keys: old_keys });
+                    staged.index_changes.push(IndexChange::Remove { schema: old_schema, keys: old_keys, locator: old_locator });
                     self.heap.plan_update(&mut plan, old_locator, &record)?
                 };
                 staged.size_notes.push((schema.clone(), record.len(), true));
@@ -647,7 +656,7 @@ impl Database {
                 self.heap.plan_delete(&mut plan, old_locator)?;
                 staged.documents_delta = -1;
                 staged.size_notes.push((old_schema.clone(), old_size, false));
-                staged.index_changes.push(IndexChange::Remove { schema: old_schema, keys: old_keys });
+                staged.index_changes.push(IndexChange::Remove { schema: old_schema, keys: old_keys, locator: old_locator });
                 (plan, WalOp::Delete, id.clone(), id_key, None)
             }
         };
@@ -714,7 +723,7 @@ impl Database {
     /// Applies a durable group to the segments and the indexes.
     fn apply_group(&mut self, group: &[StagedWrite]) -> Result<()> {
         let fatal = |error: AeroError| if error.is_fatal() { error } else { error.with_severity(crate::error::Severity::Fatal) };
-        self.heap.apply_staged().map_err(fatal)?;
+        self.heap.apply_staged(self.wal.last_seq()).map_err(fatal)?;
         crash::reach("storage_after_apply");
         for staged in group {
             self.indexes.set_lsn(staged.seq);
@@ -723,7 +732,9 @@ impl Database {
                     IndexChange::Insert { schema, keys, locator } => {
                         insert_keys(&mut self.indexes, schema, keys, *locator).map_err(fatal)?
                     }
-                    IndexChange::Remove { schema, keys } => remove_keys(&mut self.indexes, schema, keys).map_err(fatal)?,
+                    IndexChange::Remove { schema, keys, locator } => {
+                        remove_keys(&mut self.indexes, schema, keys, *locator).map_err(fatal)?
+                    }
                 }
             }
             self.documents = self.documents.wrapping_add_signed(staged.documents_delta);
@@ -913,9 +924,20 @@ fn insert_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)
     Ok(())
 }
 
-fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)]) -> Result<()> {
+fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)], expected: aerodb_format::btree::Locator) -> Result<()> {
     for (position, (field, key_bytes)) in keys.iter().enumerate() {
-        indexes.remove(&TreeId::new(&schema.schema_id, &schema.schema_version, field), key_bytes)?;
+        let removed = indexes.remove(&TreeId::new(&schema.schema_id, &schema.schema_version, field), key_bytes)?;
+        if removed != expected {
+            // The entry named another document: the index and the heap disagree.
+            return Err(AeroError::new(
+                ErrorCode::IndexCorruption,
+                format!(
+                    "index {}.{} entry pointed at page {} slot {}, the document is at page {} slot {}",
+                    schema.schema_id, field, removed.page, removed.slot, expected.page, expected.slot
+                ),
+            )
+            .invariant("I1"));
+        }
         if position == 0 {
             // Deletes (and the removal half of updates) change the B-trees too.
             crash::reach("index_mid_update");

@@ -316,11 +316,20 @@ impl Heap {
 
     /// Copies every staged image into the segments: the group's WAL
     /// records are durable.
-    pub fn apply_staged(&mut self) -> Result<()> {
+    pub fn apply_staged(&mut self, durable_seq: SeqNo) -> Result<()> {
         let staged = std::mem::take(&mut self.staged);
         for (applied, (page_no, image)) in staged.iter().enumerate() {
             if page_no.0 >= self.page_count {
                 return Err(AeroError::invariant_broken(format!("staged page {page_no} is past the page count {}", self.page_count)));
+            }
+            // The image carries its own number and an LSN of a durable record.
+            let header = PageHeader::read(image);
+            if header.page_no() != *page_no || header.lsn().0 == 0 || header.lsn() > durable_seq {
+                return Err(AeroError::invariant_broken(format!(
+                    "staged image of page {page_no} says page {} LSN {}, past the durable sequence {durable_seq}",
+                    header.page_no(),
+                    header.lsn()
+                )));
             }
             self.pager.page_mut(*page_no)?.copy_from_slice(&image[..]);
             if applied == 0 {
