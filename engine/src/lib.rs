@@ -178,20 +178,22 @@
 //!
 //! # Inside
 //!
-//! Layers, from the bottom (a module never calls one above it):
-//! `io` (file trait, in-memory faulty file) → `wal`, `pager` (mmap
-//! segments) → `heap` (slotted document pages), `btree` (counted B-trees)
-//! → `catalog` (schemas) → `query` (planner, executor, explain) →
-//! `recovery`, `lifecycle` → `db` (the facade, the JSON API) → `api` (the
-//! typed API). `config`, `error`, `log` and `crash` serve every layer. The
-//! modules below `db` are public for AeroDB's own command, tools and tests
-//! and are hidden from these docs: they are not a stable API.
+//! The folders are the layers, from the bottom (a module never calls one
+//! above it), each with a README of its rules: `storage/` (`io`: file
+//! operations and the in-memory faulty file; `pager`: mapped segment files;
+//! `wal`: the log writer and scanner) → `access/` (`heap`: slotted document
+//! pages; `btree`: counted B-trees) → `catalog/` (schemas) → `query/`
+//! (planner, executor, explain) → `recovery/` (the boot), `lifecycle` →
+//! `db` (the facade, the JSON API) → `api` (the typed API), `backup`.
+//! `config`, `error`, `log` and `crash` serve every layer. The modules below
+//! `db` are public for AeroDB's own command, tools and tests and are hidden
+//! from these docs: they are not a stable API.
 
+#[doc(hidden)]
+pub mod access;
 pub mod api;
 #[doc(hidden)]
 pub mod backup;
-#[doc(hidden)]
-pub mod btree;
 #[doc(hidden)]
 pub mod catalog;
 #[doc(hidden)]
@@ -201,15 +203,9 @@ pub mod crash;
 pub mod db;
 pub mod error;
 #[doc(hidden)]
-pub mod heap;
-#[doc(hidden)]
-pub mod io;
-#[doc(hidden)]
 pub mod lifecycle;
 #[doc(hidden)]
 pub mod log;
-#[doc(hidden)]
-pub mod pager;
 #[doc(hidden)]
 pub mod query;
 #[doc(hidden)]
@@ -217,7 +213,14 @@ pub mod recovery;
 #[doc(hidden)]
 pub mod requests;
 #[doc(hidden)]
-pub mod wal;
+pub mod storage;
+
+// The layers' modules under their short names, for the command, the tools
+// and the tests (and for the engine's own `crate::io` and the like).
+#[doc(hidden)]
+pub use access::{btree, heap};
+#[doc(hidden)]
+pub use storage::{io, pager, wal};
 
 pub use aerodb_format::SeqNo;
 pub use api::{Batch, Collection, Explain, Field, FieldType, Options, Order, PlanSort, Query, SchemaDef, SchemaInstalled};
