@@ -68,44 +68,42 @@ impl Database {
         self.path(CLEAN_SHUTDOWN_FILE).exists()
     }
 
-    /// Probes the LOCK: `Some(true)` if a process holds it, `Some(false)` if
-    /// not, `None` when it cannot tell (no LOCK file, or the probe failed).
-    /// Takes a shared lock on a read-only handle for an instant.
-    pub fn lock_is_held(&self) -> Option<bool> {
-        // The engine locks the data directory itself (and LOCK): a deleted
-        // LOCK file does not hide a running server.
-        if let Ok(directory) = File::open(&self.root) {
-            match directory.try_lock_shared() {
-                Ok(()) => {
-                    let _ = directory.unlock();
-                }
-                Err(TryLockError::WouldBlock) => return Some(true),
-                Err(TryLockError::Error(_)) => {}
-            }
-        }
-        let file = File::open(self.path(LOCK_FILE)).ok()?;
-        match file.try_lock_shared() {
-            Ok(()) => {
-                let _ = file.unlock();
-                Some(false)
-            }
-            Err(TryLockError::WouldBlock) => Some(true),
+    /// Takes a shared lock on the data directory for as long as the
+    /// returned handle lives, so no server can open the database (it takes
+    /// an exclusive lock) while the files are read: the answer cannot go
+    /// stale between the check and the reads. `(Some(handle), true)`: held,
+    /// files may be mapped. `(None, false)`: a running process holds the
+    /// database; a warning is printed and files are read, not mapped (a
+    /// server may grow or write them meanwhile). `(None, true)`: no lock
+    /// could be taken nor is one held (no directory handle).
+    pub fn lock_for_reading(&self, tool: &str) -> (Option<(File, Option<File>)>, bool) {
+        // The engine locks the data directory itself, then LOCK: a process
+        // holding either (or a LOCK deleted under a running server) is seen.
+        let shared = |file: &File| match file.try_lock_shared() {
+            Ok(()) => Some(true),
+            Err(TryLockError::WouldBlock) => Some(false),
             Err(TryLockError::Error(_)) => None,
+        };
+        let directory = File::open(&self.root).ok();
+        let directory_lock = directory.as_ref().and_then(|directory| shared(directory));
+        let lock_file = File::open(self.path(LOCK_FILE)).ok();
+        let file_lock = lock_file.as_ref().and_then(|file| shared(file));
+        if directory_lock == Some(false) || file_lock == Some(false) {
+            self.warn_in_use(tool);
+            return (None, false);
+        }
+        match (directory, directory_lock) {
+            (Some(directory), Some(true)) => (Some((directory, lock_file.filter(|_| file_lock == Some(true)))), true),
+            _ => (None, true),
         }
     }
 
-    /// Prints a warning on stderr when a running process holds the LOCK;
-    /// returns whether it does (files are then read, not mapped).
-    pub fn warn_if_locked(&self, tool: &str) -> bool {
-        let held = self.lock_is_held() == Some(true);
-        if held {
-            crate::cli::write_stderr(&format!(
-                "{tool}: warning: the database in {} is open in a running process (LOCK is held); \
-                 files may change while they are read, so results may be inconsistent\n",
-                self.root.display()
-            ));
-        }
-        held
+    fn warn_in_use(&self, tool: &str) {
+        crate::cli::write_stderr(&format!(
+            "{tool}: warning: the database in {} is open in a running process (LOCK is held); \
+             files may change while they are read, so results may be inconsistent\n",
+            self.root.display()
+        ));
     }
 }
 

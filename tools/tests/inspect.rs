@@ -155,3 +155,24 @@ fn warns_when_the_lock_is_held() {
     let output = db.inspect(&["summary"]);
     assert!(output.stderr.is_empty(), "{}", output.stderr);
 }
+
+/// The lock the tools hold while they read (a shared `flock` on the data
+/// directory, `Database::lock_for_reading`): it keeps the engine's exclusive
+/// lock out for as long as it is held, and does not shut out or warn a
+/// second reader (inspect beside verify). What this test cannot show is the
+/// tool holding it for its whole run; the handle lives until `main` returns.
+#[test]
+fn the_read_lock_excludes_a_server_but_not_another_reader() {
+    let db = Builder::standard().finish(true);
+    let directory = std::fs::File::open(db.path("")).unwrap();
+    // A verify-like reader holds the directory shared ...
+    directory.lock_shared().unwrap();
+    let other = std::fs::File::open(db.path("")).unwrap();
+    assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)), "an exclusive lock must wait for the reader");
+    // ... and a second reader (inspect beside verify) is not shut out, nor warned.
+    let output = db.inspect(&["summary"]);
+    assert_eq!(output.code, 0);
+    assert!(!output.stderr.contains("LOCK is held"), "{}", output.stderr);
+    directory.unlock().unwrap();
+    assert!(other.try_lock().is_ok());
+}

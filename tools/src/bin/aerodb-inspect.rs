@@ -65,7 +65,8 @@ fn main() {
             std::process::exit(EXIT_CANNOT_RUN);
         }
     };
-    let allow_map = !database.warn_if_locked("aerodb-inspect");
+    // Held until the tool exits: no server opens the database meanwhile.
+    let (_read_lock, allow_map) = database.lock_for_reading("aerodb-inspect");
     let rendered = match cli.command {
         Command::Wal { from, to } => inspect::wal::run(&database, allow_map, SeqRange { from, to }),
         Command::Page { number, index, hex } => inspect::page::run(&database, allow_map, number, index, hex),

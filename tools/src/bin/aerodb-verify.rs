@@ -32,7 +32,8 @@ fn main() {
             std::process::exit(EXIT_CANNOT_RUN);
         }
     };
-    let allow_map = !database.warn_if_locked("aerodb-verify");
+    // Held until the tool exits: no server opens the database meanwhile.
+    let (_read_lock, allow_map) = database.lock_for_reading("aerodb-verify");
     let report = verify::run(&database, allow_map);
     let exit_code = if report.is_clean() { EXIT_OK } else { EXIT_PROBLEMS };
     if cli.json {
