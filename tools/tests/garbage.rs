@@ -12,7 +12,7 @@ use aerodb_format::{PageNo, SeqNo, PAGE_SIZE_BYTES};
 use serde_json::json;
 
 use aerodb_tools::database::Database;
-use aerodb_tools::inspect::{self, wal::SeqRange};
+use aerodb_tools::inspect;
 use aerodb_tools::verify;
 use common::Builder;
 
@@ -51,7 +51,8 @@ fn run_everything(config: &Path) -> verify::report::Report {
     let report = verify::run(&database, true);
     let _ = report.to_json();
     let _ = report.render_human();
-    let _ = inspect::wal::run(&database, true, SeqRange::default());
+    let _ = inspect::wal::run(&database, true, &inspect::wal::WalFilter::default());
+    let _ = inspect::wal::run(&database, true, &inspect::wal::WalFilter { stats: true, page: Some(0), ..Default::default() });
     let _ = inspect::pages::run(&database, true, false);
     let _ = inspect::pages::run(&database, true, true);
     let _ = inspect::summary::run(&database, true);

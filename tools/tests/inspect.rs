@@ -32,6 +32,37 @@ fn wal_lists_every_record_with_totals() {
     assert_eq!(seqs, vec![json!(3), json!(4), json!(5)]);
 }
 
+/// `--page` and `--id` keep the records that touched that page or that
+/// document (as pg_waldump filters by block); `--stats` sums records and
+/// bytes by op and agrees with the full listing.
+#[test]
+fn wal_filters_by_page_and_id_and_sums_by_op() {
+    let db = Builder::standard().finish(true);
+    let all = db.inspect(&["wal", "--json"]).json();
+    let records = all["records"].as_array().unwrap();
+    let by_id = db.inspect(&["wal", "--id", "u1", "--json"]).json();
+    let expected: Vec<_> = records.iter().filter(|record| record["_id"] == json!("u1")).map(|record| record["seq"].clone()).collect();
+    let got: Vec<_> = by_id["records"].as_array().unwrap().iter().map(|record| record["seq"].clone()).collect();
+    assert!(!got.is_empty());
+    assert_eq!(got, expected);
+    let page = records[0]["pages"][0]["page"].as_u64().unwrap();
+    let by_page = db.inspect(&["wal", "--page", &page.to_string(), "--json"]).json();
+    let expected: Vec<_> = records
+        .iter()
+        .filter(|record| record["pages"].as_array().unwrap().iter().any(|entry| entry["page"] == json!(page)))
+        .map(|record| record["seq"].clone())
+        .collect();
+    let got: Vec<_> = by_page["records"].as_array().unwrap().iter().map(|record| record["seq"].clone()).collect();
+    assert_eq!(got, expected);
+    let stats = db.inspect(&["wal", "--stats", "--json"]).json();
+    let records_by_stats: u64 = stats["by_op"].as_object().unwrap().values().map(|op| op["records"].as_u64().unwrap()).sum();
+    let bytes_by_stats: u64 = stats["by_op"].as_object().unwrap().values().map(|op| op["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(records_by_stats, all["totals"]["records"].as_u64().unwrap());
+    assert_eq!(bytes_by_stats, all["totals"]["bytes"].as_u64().unwrap());
+    let human = db.inspect(&["wal", "--stats"]);
+    assert!(human.stdout.contains("bytes/record"), "{}", human.stdout);
+}
+
 #[test]
 fn wal_shows_torn_tail_and_corruption() {
     let db = Builder::standard().finish(true);

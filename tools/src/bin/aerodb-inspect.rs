@@ -34,6 +34,15 @@ enum Command {
         /// Last sequence number shown.
         #[arg(long, value_name = "N")]
         to: Option<u64>,
+        /// Only records that log this document page.
+        #[arg(long, value_name = "N")]
+        page: Option<u64>,
+        /// Only records of this document `_id`.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// A summary by op (records, bytes, images, deltas) instead of one row per record.
+        #[arg(long)]
+        stats: bool,
     },
     /// One page decoded: header, checksum status, slots and documents or B-tree entries.
     Page {
@@ -68,7 +77,10 @@ fn main() {
     // Held until the tool exits: no server opens the database meanwhile.
     let (_read_lock, allow_map) = database.lock_for_reading("aerodb-inspect");
     let rendered = match cli.command {
-        Command::Wal { from, to } => inspect::wal::run(&database, allow_map, SeqRange { from, to }),
+        Command::Wal { from, to, page, id, stats } => {
+            let filter = inspect::wal::WalFilter { range: SeqRange { from, to }, page, id, stats };
+            inspect::wal::run(&database, allow_map, &filter)
+        }
         Command::Page { number, index, hex } => inspect::page::run(&database, allow_map, number, index, hex),
         Command::Pages { index } => inspect::pages::run(&database, allow_map, index),
         Command::Summary => inspect::summary::run(&database, allow_map),

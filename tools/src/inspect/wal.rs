@@ -22,6 +22,42 @@ impl SeqRange {
     }
 }
 
+/// Which records are shown, and how.
+#[derive(Clone, Debug, Default)]
+pub struct WalFilter {
+    pub range: SeqRange,
+    /// Only records that log this document page.
+    pub page: Option<u64>,
+    /// Only records of this `_id` (compared as text: `7` and `"7"` both
+    /// match an int 7 and a string "7").
+    pub id: Option<String>,
+    /// Print a summary by op (records, bytes, pages, images, deltas) instead of the rows.
+    pub stats: bool,
+}
+
+impl WalFilter {
+    fn shows(&self, record: &crate::walscan::ScannedRecord) -> bool {
+        let id_text = match &record.id {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        self.range.contains(record.seq.0)
+            && self.page.is_none_or(|page| record.pages.iter().any(|entry| entry.page_no.0 == page))
+            && self.id.as_ref().is_none_or(|id| *id == id_text)
+    }
+}
+
+/// Per-op figures of `--stats`.
+#[derive(Default)]
+struct OpStats {
+    records: u64,
+    bytes: u64,
+    images: u64,
+    deltas: u64,
+    image_bytes: u64,
+    delta_bytes: u64,
+}
+
 #[derive(Default)]
 struct Totals {
     records: u64,
@@ -32,7 +68,7 @@ struct Totals {
     delta_bytes: u64,
 }
 
-pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rendered, CannotRun> {
+pub fn run(database: &Database, allow_map: bool, filter: &WalFilter) -> Result<Rendered, CannotRun> {
     let bytes = files::load(&database.path(WAL_FILE), allow_map).map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
     let scan = WalScan::scan(&bytes);
     let mut text = String::new();
@@ -56,11 +92,24 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
     let mut table = Table::new(&["offset", "seq", "op", "schema", "_id", "pages (page:image+hole)", "bytes", "crc", "status"]);
     let mut rows = Vec::new();
     let mut totals = Totals::default();
+    let mut by_op: std::collections::BTreeMap<&'static str, OpStats> = std::collections::BTreeMap::new();
     for entry in &scan.entries {
         match entry {
             ScanEntry::Record(record) => {
-                if !range.contains(record.seq.0) {
+                if !filter.shows(record) {
                     continue;
+                }
+                let stats = by_op.entry(record.op.name()).or_default();
+                stats.records += 1;
+                stats.bytes += record.length as u64;
+                for entry in &record.pages {
+                    if entry.delta {
+                        stats.deltas += 1;
+                        stats.delta_bytes += entry.image_bytes as u64;
+                    } else {
+                        stats.images += 1;
+                        stats.image_bytes += entry.image_bytes as u64;
+                    }
                 }
                 totals.records += 1;
                 totals.bytes += record.length as u64;
@@ -130,6 +179,32 @@ pub fn run(database: &Database, allow_map: bool, range: SeqRange) -> Result<Rend
                 rows.push(json!({"offset": offset, "bytes": bytes, "crc": null, "status": "torn", "error": reason}));
             }
         }
+    }
+    if filter.stats {
+        let mut stats_table = Table::new(&["op", "records", "bytes", "bytes/record", "images", "image bytes", "deltas", "delta bytes"]);
+        let mut stats_json = serde_json::Map::new();
+        for (op, stats) in &by_op {
+            let per = if stats.records == 0 { 0 } else { stats.bytes / stats.records };
+            stats_table.row(vec![
+                op.to_string(),
+                stats.records.to_string(),
+                stats.bytes.to_string(),
+                per.to_string(),
+                stats.images.to_string(),
+                stats.image_bytes.to_string(),
+                stats.deltas.to_string(),
+                stats.delta_bytes.to_string(),
+            ]);
+            stats_json.insert(
+                op.to_string(),
+                json!({"records": stats.records, "bytes": stats.bytes, "images": stats.images, "image_bytes": stats.image_bytes,
+                       "deltas": stats.deltas, "delta_bytes": stats.delta_bytes}),
+            );
+        }
+        text.push_str(&stats_table.render());
+        let json = json!({"file": WAL_FILE, "file_bytes": scan.file_bytes, "logical_bytes": scan.logical_end,
+                          "last_seq": scan.last_seq().0, "by_op": stats_json});
+        return Ok(Rendered { text, json });
     }
     text.push_str(&table.render());
     text.push_str(&format!(
