@@ -372,7 +372,8 @@ impl Database {
     /// Writes `metadata/state.json` for the database as it stands, with no
     /// `clean_shutdown` marker: a later boot runs the crash rules, and the
     /// file proves how far the log reached (a torn tail before that point
-    /// is refused). Used by a backup, whose copy keeps no segments.
+    /// is refused). The clean shutdown writes the marker after it; a backup,
+    /// whose copy keeps no segments, does not.
     pub(crate) fn write_state_without_marker(&self) -> Result<()> {
         let paths = &self.config.paths;
         let state = ShutdownState {
@@ -878,14 +879,7 @@ impl Database {
         // flushed so that aerodb-verify can check them after a clean shutdown.
         self.indexes.flush()?;
         write_index_directory(&paths, &self.indexes)?;
-        let state = ShutdownState {
-            last_seq: self.wal.last_seq().0,
-            wal_bytes: self.wal.length_bytes(),
-            documents: self.documents,
-            document_pages: self.heap.page_count(),
-        };
-        fileio::write_atomic(&paths.state, state.encode().as_bytes())
-            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))?;
+        self.write_state_without_marker()?;
         crash::reach("shutdown_before_marker");
         write_new_file(&paths.clean_shutdown, b"")
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.clean_shutdown, &error))?;

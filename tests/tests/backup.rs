@@ -19,6 +19,16 @@ fn summary(output: &std::process::Output) -> Value {
     responses.last().cloned().unwrap_or_else(|| panic!("no summary: {}", describe(output)))
 }
 
+/// No backup's temporary tree is left beside its DEST.
+fn assert_no_temporary_tree(sandbox: &Sandbox) {
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".backup-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// A sandbox whose config names `folder` (a restored copy).
 fn config_for(folder: &std::path::Path) -> Sandbox {
     let sandbox = Sandbox::new();
@@ -62,12 +72,7 @@ fn offline_backup_restores_every_document_and_refuses_an_existing_dest() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("AERO_STORAGE_EXISTS"), "{}", describe(&again));
     // No temporary tree is left beside DEST.
-    let leftovers: Vec<_> = std::fs::read_dir(sandbox.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains(".backup-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_temporary_tree(&sandbox);
 }
 
 #[test]
@@ -313,11 +318,6 @@ fn a_backup_to_a_full_file_system_fails_cleanly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("AERO_STORAGE_IO_ERROR"), "{stderr}");
     assert!(!dest.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(sandbox.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains(".backup-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_temporary_tree(&sandbox);
     assert_serves(&sandbox, &model, &[]);
 }
