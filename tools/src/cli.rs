@@ -77,3 +77,11 @@ pub fn write_stderr(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
+
+/// The running tool's name (`aerodb-verify`, `aerodb-inspect`), for progress lines.
+pub fn tool_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|path| std::path::Path::new(&path).file_name().map(|name| name.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "aerodb".into())
+}

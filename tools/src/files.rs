@@ -1,56 +1,122 @@
-//! Reading files of the data directory, read-only.
+//! Reading files of the data directory, read-only, and never mapped.
 //!
-//! Small files are read into memory with `std::fs::read`. Files of at least
-//! [`MAP_THRESHOLD_BYTES`] are mapped read-only when no process holds the
-//! database's LOCK (a running engine could change a mapped file under us;
-//! then the file is read into memory instead). Nothing is ever opened for
-//! writing.
+//! Small files (metadata) are read whole with [`read_small`]. Large files
+//! (the WAL, segments) are opened as a [`ReadFile`] and read by offset
+//! (`pread`) into buffers the caller bounds, so a tool's memory does not
+//! grow with the database. Nothing is mapped: a file another program
+//! truncates or grows while a tool reads it gives a short read or an I/O
+//! error, never a SIGBUS. The length of a [`ReadFile`] is the one it had
+//! when it was opened; bytes appended later (a running server's WAL) are
+//! not read. Nothing is ever opened for writing.
 
 use std::fs::File;
 use std::io::Read;
-use std::ops::Deref;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-
-/// Files at least this large are mapped instead of read (when allowed).
-pub const MAP_THRESHOLD_BYTES: u64 = 1024 * 1024;
 
 /// Largest JSON metadata file read (config, schema, hashes, state,
 /// directory): the engine's limit, so the two agree.
 pub const JSON_FILE_MAX_BYTES: u64 = aerodb_format::JSON_FILE_SIZE_MAX_BYTES;
 
-/// The bytes of one file, owned or mapped.
-pub enum FileBytes {
-    Owned(Vec<u8>),
-    Mapped(memmap2::Mmap),
+/// Bytes that can be read by offset: a file or a buffer in memory.
+pub trait ReadAt {
+    /// The length, fixed for the reader's life.
+    fn length(&self) -> u64;
+    /// Fills `buf` from `offset`; an error when the range is not all inside.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
 }
 
-impl Deref for FileBytes {
-    type Target = [u8];
+impl ReadAt for &[u8] {
+    fn length(&self) -> u64 {
+        self.len() as u64
+    }
 
-    fn deref(&self) -> &[u8] {
-        match self {
-            FileBytes::Owned(bytes) => bytes,
-            FileBytes::Mapped(map) => map,
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).ok().filter(|start| start.checked_add(buf.len()).is_some_and(|end| end <= self.len()));
+        match start {
+            Some(start) => {
+                buf.copy_from_slice(&self[start..start + buf.len()]);
+                Ok(())
+            }
+            None => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end")),
         }
     }
 }
 
-/// Loads a whole file; maps it read-only if it is large and `allow_map` is set.
-pub fn load(path: &Path, allow_map: bool) -> std::io::Result<FileBytes> {
-    let file = File::open(path)?;
-    let length = file.metadata()?.len();
-    if allow_map && length >= MAP_THRESHOLD_BYTES {
-        // SAFETY: the mapping is read-only and private to this process. It is
-        // only made when no process holds the database LOCK, so no engine is
-        // writing the file; a concurrent truncation by something else could
-        // still raise SIGBUS, which is the documented risk of an offline tool
-        // run against a directory another program is changing.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
-        return Ok(FileBytes::Mapped(map));
+/// A file opened for reading by offset, with its length as of opening.
+pub struct ReadFile {
+    file: File,
+    length: u64,
+}
+
+impl ReadFile {
+    pub fn open(path: &Path) -> std::io::Result<ReadFile> {
+        let file = File::open(path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        Ok(ReadFile { length: metadata.len(), file })
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0).min(64 * 1024 * 1024));
-    (&file).read_to_end(&mut bytes)?;
-    Ok(FileBytes::Owned(bytes))
+}
+
+impl ReadAt for ReadFile {
+    fn length(&self) -> u64 {
+        self.length
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.length) {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"));
+        }
+        // A file shortened since it was opened ends in UnexpectedEof.
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+/// A sliding window over a [`ReadAt`]: sequential reads of any size come
+/// from one buffer refilled in chunks, so a scan costs one `pread` per chunk
+/// and holds at most one chunk (or one requested range, if larger).
+pub struct Window<'a> {
+    source: &'a dyn ReadAt,
+    buf: Vec<u8>,
+    start: u64,
+    chunk: usize,
+}
+
+impl<'a> Window<'a> {
+    pub fn new(source: &'a dyn ReadAt, chunk: usize) -> Window<'a> {
+        Window { source, buf: Vec::new(), start: 0, chunk: chunk.max(4096) }
+    }
+
+    pub fn length(&self) -> u64 {
+        self.source.length()
+    }
+
+    /// The bytes `[at, at + len)`, cut at the end of the source.
+    pub fn get(&mut self, at: u64, len: usize) -> std::io::Result<&[u8]> {
+        let end = at.saturating_add(len as u64).min(self.source.length());
+        if at >= end {
+            return Ok(&[]);
+        }
+        let wanted = (end - at) as usize;
+        let inside = at >= self.start && end <= self.start + self.buf.len() as u64;
+        if !inside {
+            let fill = ((self.source.length() - at) as usize).min(wanted.max(self.chunk));
+            self.buf.resize(fill, 0);
+            self.start = at;
+            if let Err(error) = self.source.read_exact_at(&mut self.buf, at) {
+                self.buf.clear();
+                return Err(error);
+            }
+            // Keep a large one-off range from pinning its memory.
+            if self.buf.capacity() > 2 * self.chunk.max(wanted) {
+                self.buf.shrink_to(fill);
+            }
+        }
+        let from = (at - self.start) as usize;
+        Ok(&self.buf[from..from + wanted])
+    }
 }
 
 /// Why a small file could not be read.

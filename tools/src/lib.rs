@@ -22,8 +22,10 @@
 pub mod cli;
 pub mod database;
 pub mod describe;
+pub mod extsort;
 pub mod files;
 pub mod inspect;
+pub mod output;
 pub mod space;
 pub mod table;
 pub mod verify;

@@ -10,7 +10,7 @@ use std::path::Path;
 use aerodb_format::page::PageBytes;
 use aerodb_format::{parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES};
 
-use crate::files::{self, FileBytes};
+use crate::files::{ReadAt, ReadFile};
 
 /// Size every segment file must have.
 pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
@@ -18,7 +18,7 @@ pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
 /// One segment file.
 pub struct Segment {
     pub index: u64,
-    pub bytes: FileBytes,
+    pub file: ReadFile,
 }
 
 /// The segment files of one page space.
@@ -35,8 +35,8 @@ pub struct PageSpace {
 }
 
 impl PageSpace {
-    /// Opens every segment file of `root/dir_name`.
-    pub fn open(root: &Path, dir_name: &'static str, allow_map: bool) -> PageSpace {
+    /// Opens every segment file of `root/dir_name` (read by offset, never mapped).
+    pub fn open(root: &Path, dir_name: &'static str) -> PageSpace {
         let mut space =
             PageSpace { dir_name, folder_exists: false, segments: BTreeMap::new(), stray_files: Vec::new(), unreadable: Vec::new() };
         let folder = root.join(dir_name);
@@ -53,9 +53,9 @@ impl PageSpace {
                 space.stray_files.push(relative);
                 continue;
             };
-            match files::load(&folder.join(&name), allow_map) {
-                Ok(bytes) => {
-                    space.segments.insert(index, Segment { index, bytes });
+            match ReadFile::open(&folder.join(&name)) {
+                Ok(file) => {
+                    space.segments.insert(index, Segment { index, file });
                 }
                 Err(error) => space.unreadable.push((relative, error.to_string())),
             }
@@ -63,11 +63,19 @@ impl PageSpace {
         space
     }
 
-    /// The page, if its segment file is present and long enough.
-    pub fn page(&self, page_no: PageNo) -> Option<&PageBytes> {
-        let segment = self.segments.get(&page_no.segment())?;
-        let start = usize::try_from(page_no.offset_in_segment()).ok()?;
-        segment.bytes.get(start..start + PAGE_SIZE_BYTES)?.try_into().ok()
+    /// The page, if its segment file is present and long enough (and can be read).
+    pub fn page(&self, page_no: PageNo) -> Option<Box<PageBytes>> {
+        let mut page = Box::new([0u8; PAGE_SIZE_BYTES]);
+        self.read_page(page_no, &mut page).then_some(page)
+    }
+
+    /// Reads the page into `page`; false when it is not inside a present
+    /// segment file or cannot be read.
+    pub fn read_page(&self, page_no: PageNo, page: &mut PageBytes) -> bool {
+        let Some(segment) = self.segments.get(&page_no.segment()) else {
+            return false;
+        };
+        segment.file.read_exact_at(page, page_no.offset_in_segment()).is_ok()
     }
 
     /// Relative name of the segment file holding `page_no`.

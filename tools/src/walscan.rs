@@ -9,13 +9,17 @@
 //! Sequence numbers must start at 1 and grow by exactly 1.
 //!
 //! The scan borrows nothing: page images are kept as offsets into the file,
-//! so a caller can restore any image later from the same bytes.
+//! so a caller can restore any image later from the same bytes. A
+//! [`Scanner`] streams the file through a bounded window; [`WalScan`]
+//! collects a small log in memory.
 
 use serde_json::Value;
 
 use aerodb_format::page::{restore_hole, PageBytes};
 use aerodb_format::wal::{decode_record, PageChange, RecordError, WalHeader, WalOp, RECORD_MAX_BYTES, RECORD_MIN_BYTES, WAL_HEADER_BYTES};
 use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
+
+use crate::files::{ReadAt, Window};
 
 /// Where one page entry sits in the WAL file: a whole image (hole elided)
 /// or a delta (its encoded ranges).
@@ -48,6 +52,24 @@ impl ImageRef {
             .get(self.image_offset..self.image_offset + self.image_bytes)
             .ok_or_else(|| DecodeError::new("page delta", "delta", self.image_offset, "delta lies outside the WAL"))?;
         aerodb_format::wal::apply_encoded_delta(page, encoded)
+    }
+
+    /// The entry's bytes (image or encoded delta), read from the WAL file.
+    pub fn read_bytes(&self, wal: &dyn ReadAt) -> Result<Vec<u8>, DecodeError> {
+        let mut bytes = vec![0; self.image_bytes];
+        wal.read_exact_at(&mut bytes, self.image_offset as u64)
+            .map_err(|error| DecodeError::new("page entry", "image", self.image_offset, format!("cannot be read: {error}")))?;
+        Ok(bytes)
+    }
+
+    /// [`ImageRef::restore`], reading the image from the WAL file.
+    pub fn restore_from(&self, wal: &dyn ReadAt) -> Result<Box<PageBytes>, DecodeError> {
+        restore_hole(self.lower, self.upper, &self.read_bytes(wal)?)
+    }
+
+    /// [`ImageRef::apply_delta`], reading the delta from the WAL file.
+    pub fn apply_delta_from(&self, wal: &dyn ReadAt, page: &mut PageBytes) -> Result<(), DecodeError> {
+        aerodb_format::wal::apply_encoded_delta(page, &self.read_bytes(wal)?)
     }
 
     /// The full page, rebuilt from the WAL bytes the scan ran over.
@@ -91,9 +113,16 @@ pub enum ScanEntry {
         bytes: usize,
         reason: String,
     },
+    /// The file could not be read from `offset` on (an I/O error, or a file
+    /// shortened while it was read); the scan ends here.
+    Unreadable {
+        offset: usize,
+        error: String,
+    },
 }
 
-/// The whole WAL, scanned.
+/// The whole WAL, scanned into memory (for small logs and tests; the tools
+/// stream a [`Scanner`] instead).
 #[derive(Clone, Debug)]
 pub struct WalScan {
     pub file_bytes: usize,
@@ -104,116 +133,12 @@ pub struct WalScan {
 }
 
 impl WalScan {
-    /// Scans every byte of a WAL file.
+    /// Scans every byte of a WAL held in memory.
     pub fn scan(bytes: &[u8]) -> WalScan {
-        let header = WalHeader::decode(bytes);
-        let mut entries = Vec::new();
-        let mut expected_seq = Some(1u64);
-        let mut position = WAL_HEADER_BYTES;
-        // Each iteration moves `position` forward by at least one byte.
-        while position < bytes.len() {
-            let rest = &bytes[position..];
-            if aerodb_format::all_zero(rest) {
-                // Zeros to the end of the file: the logical end of a
-                // preallocated log, not a torn tail (FORMAT.md section 5).
-                break;
-            }
-            match decode_record(rest) {
-                Ok(record) => {
-                    let sequence_error = match expected_seq {
-                        Some(expected) if record.seq.0 != expected => Some(if record.seq.0 < expected {
-                            format!("sequence number {} repeats or goes back (expected {expected})", record.seq)
-                        } else {
-                            format!("sequence number {} leaves a gap (expected {expected})", record.seq)
-                        }),
-                        _ => None,
-                    };
-                    expected_seq = record.seq.0.checked_add(1);
-                    let pages = record
-                        .pages
-                        .iter()
-                        .map(|change| match change {
-                            PageChange::Image(image) => ImageRef {
-                                page_no: image.page_no,
-                                delta: false,
-                                lower: image.lower,
-                                upper: image.upper,
-                                image_offset: offset_within(bytes, image.image),
-                                image_bytes: image.image.len(),
-                            },
-                            PageChange::Delta(delta) => ImageRef {
-                                page_no: delta.page_no,
-                                delta: true,
-                                lower: 0,
-                                upper: 0,
-                                image_offset: offset_within(bytes, delta.encoded),
-                                image_bytes: delta.encoded.len(),
-                            },
-                        })
-                        .collect();
-                    entries.push(ScanEntry::Record(ScannedRecord {
-                        offset: position,
-                        length: record.length,
-                        seq: record.seq,
-                        op: record.op,
-                        schema_id: record.schema_id,
-                        schema_version: record.schema_version,
-                        id: record.id,
-                        pages,
-                        sequence_error,
-                    }));
-                    position += record.length;
-                }
-                Err(RecordError::Incomplete { needed, available }) => {
-                    let reason = format!("record needs {needed} bytes, only {available} remain");
-                    if let Some(next) = next_valid_record(bytes, position) {
-                        // A damaged length field claims more than the file holds.
-                        let error = DecodeError::new("WAL record", "length", 0, reason);
-                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
-                        expected_seq = None;
-                        position = next;
-                        continue;
-                    }
-                    let torn = aerodb_format::nonzero_end(rest);
-                    entries.push(ScanEntry::Torn { offset: position, bytes: torn, reason });
-                    break;
-                }
-                Err(RecordError::Unverified(error)) => match next_valid_record(bytes, position) {
-                    Some(next) => {
-                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
-                        // The damaged bytes hid at least one sequence number.
-                        expected_seq = None;
-                        position = next;
-                    }
-                    None => {
-                        let reason = format!("{} (nothing valid follows)", error);
-                        // The torn bytes end at the last non-zero byte; the zeros after it are preallocated space.
-                        let torn = aerodb_format::nonzero_end(rest);
-                        entries.push(ScanEntry::Torn { offset: position, bytes: torn, reason });
-                        break;
-                    }
-                },
-                Err(RecordError::Corrupt(error)) => match next_valid_record(bytes, position) {
-                    Some(next) => {
-                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: next - position, error });
-                        expected_seq = None;
-                        position = next;
-                    }
-                    None => {
-                        // The CRC matched: these bytes were written as they are.
-                        entries.push(ScanEntry::Corrupt { offset: position, skipped_bytes: rest.len(), error });
-                        break;
-                    }
-                },
-            }
-        }
-        let logical_end = match entries.last() {
-            Some(ScanEntry::Record(record)) => record.offset + record.length,
-            Some(ScanEntry::Torn { offset, .. }) => *offset,
-            Some(ScanEntry::Corrupt { offset, skipped_bytes, .. }) => offset + skipped_bytes,
-            None => WAL_HEADER_BYTES.min(bytes.len()),
-        };
-        WalScan { file_bytes: bytes.len(), logical_end, header, entries }
+        let mut scanner = Scanner::new(&bytes);
+        let header = scanner.header();
+        let entries: Vec<ScanEntry> = scanner.by_ref().collect();
+        WalScan { file_bytes: bytes.len(), logical_end: scanner.logical_end() as usize, header, entries }
     }
 
     pub fn records(&self) -> impl Iterator<Item = &ScannedRecord> {
@@ -237,36 +162,277 @@ impl WalScan {
     }
 }
 
-/// Offset of `inner` inside `outer` (`inner` is a sub-slice of `outer`).
-fn offset_within(outer: &[u8], inner: &[u8]) -> usize {
-    let offset = (inner.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
-    assert!(offset + inner.len() <= outer.len(), "image slice lies outside the WAL bytes");
-    offset
+/// Bytes read ahead per `pread` by a scan.
+pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// The WAL read front to back as [`ScanEntry`]s, holding one chunk of the
+/// file (or one record, if larger) at a time: memory does not grow with the
+/// log. Every offset is a byte offset in the file.
+pub struct Scanner<'a> {
+    window: Window<'a>,
+    position: u64,
+    expected_seq: Option<u64>,
+    last_seq: SeqNo,
+    logical_end: u64,
+    done: bool,
 }
 
-/// The first offset after `damaged` where a valid record starts. The record
-/// at `damaged` tells its own length; that place is tried first, then every
-/// byte after the damaged record's start (a cheap look at the record type and
-/// op bytes skips most offsets before the CRC is computed).
-fn next_valid_record(bytes: &[u8], damaged: usize) -> Option<usize> {
-    let is_valid_at = |at: usize| {
-        let Some(head) = bytes.get(at..at + 6) else {
-            return false;
-        };
-        let length = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&length)
-            && at + length <= bytes.len()
-            && aerodb_format::wal::plausible_record_start(head)
-            && decode_record(&bytes[at..]).is_ok()
-    };
-    if let Some(head) = bytes.get(damaged..damaged + 4) {
-        let claimed = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed) && is_valid_at(damaged + claimed) {
-            return Some(damaged + claimed);
+impl<'a> Scanner<'a> {
+    pub fn new(source: &'a dyn ReadAt) -> Scanner<'a> {
+        let window = Window::new(source, SCAN_CHUNK_BYTES);
+        let logical_end = (WAL_HEADER_BYTES as u64).min(source.length());
+        Scanner { window, position: WAL_HEADER_BYTES as u64, expected_seq: Some(1), last_seq: SeqNo(0), logical_end, done: false }
+    }
+
+    /// The file's header.
+    pub fn header(&mut self) -> Result<WalHeader, DecodeError> {
+        match self.window.get(0, WAL_HEADER_BYTES) {
+            Ok(bytes) => WalHeader::decode(bytes),
+            Err(error) => Err(DecodeError::new("WAL header", "header", 0, format!("cannot be read: {error}"))),
         }
     }
-    let last_start = bytes.len().checked_sub(RECORD_MIN_BYTES)?;
-    (damaged + 1..=last_start).find(|&at| is_valid_at(at))
+
+    pub fn file_bytes(&self) -> u64 {
+        self.window.length()
+    }
+
+    /// Where the records end, as far as the scan has gone (final once it returned `None`).
+    pub fn logical_end(&self) -> u64 {
+        self.logical_end
+    }
+
+    /// Sequence number of the last good record so far.
+    pub fn last_seq(&self) -> SeqNo {
+        self.last_seq
+    }
+
+    /// Bytes of the file the scan just went over (a record's page entries),
+    /// without another read when they are still in the window.
+    pub fn bytes(&mut self, offset: usize, len: usize) -> std::io::Result<&[u8]> {
+        let bytes = self.window.get(offset as u64, len)?;
+        if bytes.len() != len {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "range runs past the end of the file"));
+        }
+        Ok(bytes)
+    }
+
+    fn finish(&mut self, entry: ScanEntry) -> Option<ScanEntry> {
+        self.done = true;
+        self.logical_end = match &entry {
+            ScanEntry::Record(record) => (record.offset + record.length) as u64,
+            ScanEntry::Torn { offset, .. } | ScanEntry::Unreadable { offset, .. } => *offset as u64,
+            ScanEntry::Corrupt { offset, skipped_bytes, .. } => (offset + skipped_bytes) as u64,
+        };
+        Some(entry)
+    }
+
+    /// True when the file holds only zeros from `at` to its end.
+    fn zeros_to_end(&mut self, at: u64) -> std::io::Result<bool> {
+        // A record starts with its non-zero length: decided without a new read.
+        let head = self.window.get(at, 8)?;
+        if !aerodb_format::all_zero(head) {
+            return Ok(false);
+        }
+        let mut position = at;
+        while position < self.window.length() {
+            let chunk = self.window.get(position, SCAN_CHUNK_BYTES)?;
+            if !aerodb_format::all_zero(chunk) {
+                return Ok(false);
+            }
+            position += chunk.len() as u64;
+        }
+        Ok(true)
+    }
+
+    /// Bytes from `at` to one past the file's last non-zero byte.
+    fn nonzero_bytes_from(&mut self, at: u64) -> std::io::Result<usize> {
+        let mut end = self.window.length();
+        while end > at {
+            let start = end.saturating_sub(SCAN_CHUNK_BYTES as u64).max(at);
+            let chunk = self.window.get(start, (end - start) as usize)?;
+            let last = aerodb_format::nonzero_end(chunk);
+            if last > 0 {
+                return Ok((start + last as u64 - at) as usize);
+            }
+            end = start;
+        }
+        Ok(0)
+    }
+
+    /// Whether a valid record starts at `at`.
+    fn valid_at(&mut self, at: u64) -> std::io::Result<bool> {
+        let head = self.window.get(at, 6)?;
+        if head.len() < 6 {
+            return Ok(false);
+        }
+        let length = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if !(RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&length) || !aerodb_format::wal::plausible_record_start(head) {
+            return Ok(false);
+        }
+        let bytes = self.window.get(at, length)?;
+        Ok(bytes.len() == length && decode_record(bytes).is_ok())
+    }
+
+    /// The first offset after `damaged` where a valid record starts. The
+    /// record at `damaged` tells its own length; that place is tried first,
+    /// then every byte after the damaged record's start (a cheap look at the
+    /// record type and op bytes skips most offsets before the CRC is computed).
+    fn next_valid_record(&mut self, damaged: u64) -> std::io::Result<Option<u64>> {
+        let head = self.window.get(damaged, 4)?;
+        if head.len() == 4 {
+            let claimed = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed) && self.valid_at(damaged + claimed as u64)? {
+                return Ok(Some(damaged + claimed as u64));
+            }
+        }
+        let Some(last_start) = self.window.length().checked_sub(RECORD_MIN_BYTES as u64) else {
+            return Ok(None);
+        };
+        for at in damaged + 1..=last_start {
+            if self.valid_at(at)? {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A damaged record at the scan position: corruption when a valid record
+    /// follows (the scan goes on from there), else `on_end`.
+    fn damaged(&mut self, error: DecodeError, on_end: impl FnOnce(&mut Self) -> std::io::Result<ScanEntry>) -> Option<ScanEntry> {
+        let position = self.position;
+        match self.next_valid_record(position) {
+            Ok(Some(next)) => {
+                // The damaged bytes hid at least one sequence number.
+                self.expected_seq = None;
+                self.position = next;
+                self.logical_end = next;
+                Some(ScanEntry::Corrupt { offset: position as usize, skipped_bytes: (next - position) as usize, error })
+            }
+            Ok(None) => match on_end(self) {
+                Ok(entry) => self.finish(entry),
+                Err(io) => self.unreadable(position, io),
+            },
+            Err(io) => self.unreadable(position, io),
+        }
+    }
+
+    fn unreadable(&mut self, offset: u64, error: std::io::Error) -> Option<ScanEntry> {
+        self.finish(ScanEntry::Unreadable { offset: offset as usize, error: error.to_string() })
+    }
+}
+
+impl Iterator for Scanner<'_> {
+    type Item = ScanEntry;
+
+    /// Each call moves the position forward by at least one byte, or ends the scan.
+    fn next(&mut self) -> Option<ScanEntry> {
+        if self.done || self.position >= self.window.length() {
+            self.done = true;
+            return None;
+        }
+        let position = self.position;
+        match self.zeros_to_end(position) {
+            // Zeros to the end of the file: the logical end of a
+            // preallocated log, not a torn tail (FORMAT.md section 5).
+            Ok(true) => {
+                self.done = true;
+                return None;
+            }
+            Ok(false) => {}
+            Err(error) => return self.unreadable(position, error),
+        }
+        let remaining = self.window.length() - position;
+        let head = match self.window.get(position, 4) {
+            Ok(head) => head,
+            Err(error) => return self.unreadable(position, error),
+        };
+        let claimed = if head.len() == 4 { u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize } else { 0 };
+        // Enough bytes for decode_record to judge: the whole record when its
+        // length is possible, else just the length field.
+        let span = if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed) { claimed } else { 4 };
+        let span = (span as u64).min(remaining) as usize;
+        let bytes = match self.window.get(position, span) {
+            Ok(bytes) => bytes,
+            Err(error) => return self.unreadable(position, error),
+        };
+        let base = position as usize;
+        let decoded = decode_record(bytes).map(|record| {
+            let start = bytes.as_ptr() as usize;
+            let offset_of = |inner: &[u8]| base + (inner.as_ptr() as usize - start);
+            let pages: Vec<ImageRef> = record
+                .pages
+                .iter()
+                .map(|change| match change {
+                    PageChange::Image(image) => ImageRef {
+                        page_no: image.page_no,
+                        delta: false,
+                        lower: image.lower,
+                        upper: image.upper,
+                        image_offset: offset_of(image.image),
+                        image_bytes: image.image.len(),
+                    },
+                    PageChange::Delta(delta) => ImageRef {
+                        page_no: delta.page_no,
+                        delta: true,
+                        lower: 0,
+                        upper: 0,
+                        image_offset: offset_of(delta.encoded),
+                        image_bytes: delta.encoded.len(),
+                    },
+                })
+                .collect();
+            (record.length, record.seq, record.op, record.schema_id, record.schema_version, record.id, pages)
+        });
+        match decoded {
+            Ok((length, seq, op, schema_id, schema_version, id, pages)) => {
+                let sequence_error = match self.expected_seq {
+                    Some(expected) if seq.0 != expected => Some(if seq.0 < expected {
+                        format!("sequence number {seq} repeats or goes back (expected {expected})")
+                    } else {
+                        format!("sequence number {seq} leaves a gap (expected {expected})")
+                    }),
+                    _ => None,
+                };
+                self.expected_seq = seq.0.checked_add(1);
+                self.last_seq = seq;
+                self.position += length as u64;
+                self.logical_end = self.position;
+                Some(ScanEntry::Record(ScannedRecord {
+                    offset: base,
+                    length,
+                    seq,
+                    op,
+                    schema_id,
+                    schema_version,
+                    id,
+                    pages,
+                    sequence_error,
+                }))
+            }
+            Err(RecordError::Incomplete { needed, available }) => {
+                let reason = format!("record needs {needed} bytes, only {available} remain");
+                // A damaged length field may claim more than the file holds.
+                let error = DecodeError::new("WAL record", "length", 0, reason.clone());
+                self.damaged(error, move |scanner| {
+                    let torn = scanner.nonzero_bytes_from(position)?;
+                    Ok(ScanEntry::Torn { offset: base, bytes: torn, reason })
+                })
+            }
+            Err(RecordError::Unverified(error)) => {
+                let reason = format!("{error} (nothing valid follows)");
+                self.damaged(error, move |scanner| {
+                    // The torn bytes end at the last non-zero byte; the zeros after it are preallocated space.
+                    let torn = scanner.nonzero_bytes_from(position)?;
+                    Ok(ScanEntry::Torn { offset: base, bytes: torn, reason })
+                })
+            }
+            Err(RecordError::Corrupt(error)) => {
+                let copy = error.clone();
+                // The CRC matched: these bytes were written as they are.
+                self.damaged(error, move |_| Ok(ScanEntry::Corrupt { offset: base, skipped_bytes: remaining as usize, error: copy }))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

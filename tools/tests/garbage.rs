@@ -13,6 +13,7 @@ use serde_json::json;
 
 use aerodb_tools::database::Database;
 use aerodb_tools::inspect;
+use aerodb_tools::output::Output;
 use aerodb_tools::verify;
 use common::Builder;
 
@@ -45,20 +46,30 @@ impl Random {
     }
 }
 
+/// Verify in-process with a small memory bound, so the external sorts spill.
+fn verify_run(database: &Database) -> verify::report::Report {
+    let limits = verify::Limits::new(1024 * 1024, std::env::temp_dir());
+    verify::run(database, &limits).expect("verify runs")
+}
+
 /// Runs every subcommand of both tools in-process, as the binaries do.
 fn run_everything(config: &Path) -> verify::report::Report {
     let database = Database::open(config).expect("database opens");
-    let report = verify::run(&database, true);
+    let report = verify_run(&database);
     let _ = report.to_json();
     let _ = report.render_human();
-    let _ = inspect::wal::run(&database, true, &inspect::wal::WalFilter::default());
-    let _ = inspect::wal::run(&database, true, &inspect::wal::WalFilter { stats: true, page: Some(0), ..Default::default() });
-    let _ = inspect::pages::run(&database, true, false);
-    let _ = inspect::pages::run(&database, true, true);
-    let _ = inspect::summary::run(&database, true);
+    for as_json in [false, true] {
+        let mut out = Output::memory();
+        let _ = inspect::wal::run(&database, &inspect::wal::WalFilter::default(), as_json, &mut out);
+        let _ =
+            inspect::wal::run(&database, &inspect::wal::WalFilter { stats: true, page: Some(0), ..Default::default() }, as_json, &mut out);
+        let _ = inspect::pages::run(&database, false, as_json, &mut out);
+        let _ = inspect::pages::run(&database, true, as_json, &mut out);
+    }
+    let _ = inspect::summary::run(&database);
     for number in 0..8 {
-        let _ = inspect::page::run(&database, true, number, false, true);
-        let _ = inspect::page::run(&database, true, number, true, true);
+        let _ = inspect::page::run(&database, number, false, true);
+        let _ = inspect::page::run(&database, number, true, true);
     }
     report
 }
@@ -225,7 +236,7 @@ fn every_single_byte_change_is_detected() {
             let mut changed = original.clone();
             changed[position as usize] ^= 1 << random.below(8);
             std::fs::write(&path, &changed).unwrap();
-            let report = verify::run(&Database::open(&config).unwrap(), true);
+            let report = verify_run(&Database::open(&config).unwrap());
             if report.is_clean() {
                 undetected.push(format!("{relative} byte {position}: {}", report.render_human()));
             }
@@ -243,9 +254,9 @@ fn every_single_byte_change_is_detected() {
             changed[position as usize] ^= 0xFF;
             std::fs::write(&path, &changed).unwrap();
             let database = Database::open(&config).unwrap();
-            let _ = verify::run(&database, true).render_human();
+            let _ = verify_run(&database).render_human();
             for number in 0..8 {
-                let _ = inspect::page::run(&database, true, number, true, true);
+                let _ = inspect::page::run(&database, number, true, true);
             }
         }
         std::fs::write(&path, &original).unwrap();

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use aerodb_tools::cli::{parse_or_exit, print_json, write_stderr, write_stdout, EXIT_CANNOT_RUN, EXIT_OK};
 use aerodb_tools::database::{Database, DEFAULT_CONFIG_PATH};
 use aerodb_tools::inspect::{self, wal::SeqRange};
+use aerodb_tools::output::Output;
 
 /// Dump WAL records and pages of an AeroDB database (read-only; works while
 /// the database is stopped and warns if its LOCK is held).
@@ -75,15 +76,27 @@ fn main() {
         }
     };
     // Held until the tool exits: no server opens the database meanwhile.
-    let (_read_lock, allow_map) = database.lock_for_reading("aerodb-inspect");
+    let (_read_lock, _) = database.lock_for_reading("aerodb-inspect");
+    let fail = |error: aerodb_tools::database::CannotRun| -> ! {
+        write_stderr(&format!("aerodb-inspect: {error}\n"));
+        std::process::exit(EXIT_CANNOT_RUN);
+    };
+    // The dumps that grow with the database stream to stdout as they go.
+    let mut out = Output::stdout(EXIT_OK);
     let rendered = match cli.command {
         Command::Wal { from, to, page, id, stats } => {
             let filter = inspect::wal::WalFilter { range: SeqRange { from, to }, page, id, stats };
-            inspect::wal::run(&database, allow_map, &filter)
+            inspect::wal::run(&database, &filter, cli.json, &mut out).unwrap_or_else(|error| fail(error));
+            out.finish();
+            std::process::exit(EXIT_OK);
         }
-        Command::Page { number, index, hex } => inspect::page::run(&database, allow_map, number, index, hex),
-        Command::Pages { index } => inspect::pages::run(&database, allow_map, index),
-        Command::Summary => inspect::summary::run(&database, allow_map),
+        Command::Pages { index } => {
+            inspect::pages::run(&database, index, cli.json, &mut out).unwrap_or_else(|error| fail(error));
+            out.finish();
+            std::process::exit(EXIT_OK);
+        }
+        Command::Page { number, index, hex } => inspect::page::run(&database, number, index, hex),
+        Command::Summary => inspect::summary::run(&database),
     };
     match rendered {
         Ok(rendered) if cli.json => print_json(&rendered.json, EXIT_OK),

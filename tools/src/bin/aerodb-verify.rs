@@ -8,7 +8,7 @@ use clap::Parser;
 
 use aerodb_tools::cli::{parse_or_exit, print_json, write_stderr, write_stdout, EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS};
 use aerodb_tools::database::{Database, DEFAULT_CONFIG_PATH};
-use aerodb_tools::verify;
+use aerodb_tools::verify::{self, Limits};
 
 /// Check an AeroDB database offline and report every problem found, each
 /// with its file, page and byte offset. Read-only.
@@ -21,6 +21,14 @@ struct Cli {
     /// Print {"problems": [...], "notes": [...], "checked": {...}} instead of text.
     #[arg(long)]
     json: bool,
+    /// Bound on verify's memory, in bytes (default: the config's max_memory_bytes).
+    /// Sorts that do not fit spill to temporary files.
+    #[arg(long, value_name = "BYTES")]
+    memory: Option<u64>,
+    /// Folder for those temporary files (default: $TMPDIR or /tmp); they are
+    /// unnamed and vanish when verify exits, however it exits.
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
 }
 
 fn main() {
@@ -33,8 +41,16 @@ fn main() {
         }
     };
     // Held until the tool exits: no server opens the database meanwhile.
-    let (_read_lock, allow_map) = database.lock_for_reading("aerodb-verify");
-    let report = verify::run(&database, allow_map);
+    let (_read_lock, _) = database.lock_for_reading("aerodb-verify");
+    let memory = cli.memory.unwrap_or(database.config.max_memory_bytes).max(1);
+    let limits = Limits::new(memory, cli.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    let report = match verify::run(&database, &limits) {
+        Ok(report) => report,
+        Err(error) => {
+            write_stderr(&format!("aerodb-verify: cannot run: {error}\n"));
+            std::process::exit(EXIT_CANNOT_RUN);
+        }
+    };
     let exit_code = if report.is_clean() { EXIT_OK } else { EXIT_PROBLEMS };
     if cli.json {
         print_json(&report.to_json(), exit_code);

@@ -18,9 +18,9 @@ use crate::inspect::Rendered;
 use crate::space::PageSpace;
 use crate::table::Table;
 
-pub fn run(database: &Database, allow_map: bool, number: u64, index_space: bool, hex: bool) -> Result<Rendered, CannotRun> {
+pub fn run(database: &Database, number: u64, index_space: bool, hex: bool) -> Result<Rendered, CannotRun> {
     let dir_name = if index_space { INDEXES_DIR } else { DATA_DIR };
-    let space = PageSpace::open(&database.root, dir_name, allow_map);
+    let space = PageSpace::open(&database.root, dir_name);
     let page_no = PageNo(number);
     let Some(page) = space.page(page_no) else {
         return Err(CannotRun(format!(
@@ -28,7 +28,7 @@ pub fn run(database: &Database, allow_map: bool, number: u64, index_space: bool,
             space.segments.len()
         )));
     };
-    Ok(render(page, page_no, &space.file_of(page_no), hex))
+    Ok(render(&page, page_no, &space.file_of(page_no), hex))
 }
 
 /// Renders one page (also used by tests on hand-made pages).

@@ -12,27 +12,28 @@ use aerodb_format::slotted::{self, SlotRecord};
 use aerodb_format::{PageNo, PAGE_SIZE_BYTES};
 
 use crate::database::{CannotRun, Database, DATA_DIR, INDEXES_DIR, INDEX_DIRECTORY_FILE, WAL_FILE};
-use crate::files::{self, read_small};
-use crate::inspect::pages::{rows, PageRow};
+use crate::files::read_small;
+use crate::files::ReadFile;
+use crate::inspect::pages::for_each_row;
 use crate::inspect::Rendered;
 use crate::space::PageSpace;
 use crate::verify::indexes::parse_directory;
-use crate::walscan::{ScanEntry, WalScan};
+use crate::walscan::{ScanEntry, Scanner};
 
-pub fn run(database: &Database, allow_map: bool) -> Result<Rendered, CannotRun> {
+pub fn run(database: &Database) -> Result<Rendered, CannotRun> {
     let clean = database.has_clean_shutdown();
     let mut text = format!(
         "data directory {} (clean_shutdown marker: {})\n",
         database.root.display(),
         if clean { "present" } else { "absent: segment pages may be stale until replay" }
     );
-    let data = PageSpace::open(&database.root, DATA_DIR, allow_map);
-    let indexes = PageSpace::open(&database.root, INDEXES_DIR, allow_map);
+    let data = PageSpace::open(&database.root, DATA_DIR);
+    let indexes = PageSpace::open(&database.root, INDEXES_DIR);
     let (data_text, data_json) = space_summary(&data);
     let (index_text, index_json) = space_summary(&indexes);
     text.push_str(&data_text);
     text.push_str(&index_text);
-    let (wal_text, wal_json) = wal_summary(database, allow_map);
+    let (wal_text, wal_json) = wal_summary(database);
     text.push_str(&wal_text);
     let (documents_text, documents_json) = document_summary(&data);
     text.push_str(&documents_text);
@@ -51,11 +52,11 @@ pub fn run(database: &Database, allow_map: bool) -> Result<Rendered, CannotRun> 
 }
 
 fn space_summary(space: &PageSpace) -> (String, Value) {
-    let rows: Vec<PageRow> = rows(space);
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut bad = 0u64;
-    let (mut used, mut written) = (0u64, 0u64);
-    for row in &rows {
+    let (mut used, mut written, mut pages) = (0u64, 0u64, 0u64);
+    for_each_row(space, |row| {
+        pages += 1;
         *kinds.entry(row.kind.clone()).or_insert(0) += 1;
         if row.checksum == "BAD" {
             bad += 1;
@@ -64,48 +65,54 @@ fn space_summary(space: &PageSpace) -> (String, Value) {
             used += bytes as u64;
             written += 1;
         }
-    }
+    });
     let fill = if written == 0 { 0.0 } else { used as f64 * 100.0 / (written * PAGE_SIZE_BYTES as u64) as f64 };
     let kind_list: Vec<String> = kinds.iter().map(|(kind, count)| format!("{count} {kind}")).collect();
     let text = format!(
         "{}/: {} segment file(s), {} pages: {}; {bad} with a BAD checksum or header; fill of written pages {fill:.1}%\n",
         space.dir_name,
         space.segments.len(),
-        rows.len(),
+        pages,
         if kind_list.is_empty() { "none".to_string() } else { kind_list.join(", ") }
     );
-    let json = json!({"folder": space.dir_name, "segments": space.segments.len(), "pages": rows.len(), "by_kind": kinds,
+    let json = json!({"folder": space.dir_name, "segments": space.segments.len(), "pages": pages, "by_kind": kinds,
                       "bad_pages": bad, "written_pages": written, "fill_percent": fill});
     (text, json)
 }
 
-fn wal_summary(database: &Database, allow_map: bool) -> (String, Value) {
+fn wal_summary(database: &Database) -> (String, Value) {
     let limit = database.config.max_wal_size_bytes;
-    let bytes = match files::load(&database.path(WAL_FILE), allow_map) {
-        Ok(bytes) => bytes,
+    let file = match ReadFile::open(&database.path(WAL_FILE)) {
+        Ok(file) => file,
         Err(error) => {
             return (format!("{WAL_FILE}: cannot be read: {error}\n"), json!({"error": error.to_string()}));
         }
     };
-    let scan = WalScan::scan(&bytes);
-    let records = scan.records().count();
-    let corrupt = scan.entries.iter().filter(|entry| matches!(entry, ScanEntry::Corrupt { .. })).count();
-    let torn = scan.torn_tail().map(|(_, bytes)| bytes).unwrap_or(0);
+    let mut scanner = Scanner::new(&file);
+    let header_ok = scanner.header().is_ok();
+    let (mut records, mut corrupt, mut torn) = (0u64, 0u64, 0usize);
+    for entry in scanner.by_ref() {
+        match entry {
+            ScanEntry::Record(_) => records += 1,
+            ScanEntry::Corrupt { .. } | ScanEntry::Unreadable { .. } => corrupt += 1,
+            ScanEntry::Torn { bytes, .. } => torn = bytes,
+        }
+    }
+    let logical_end = scanner.logical_end();
+    let file_bytes = scanner.file_bytes();
+    let last_seq = scanner.last_seq();
     // The limit applies to the records (the logical end), as the engine's
     // warning does; the file is longer by its preallocated zeros.
-    let percent = scan.logical_end as f64 * 100.0 / limit as f64;
+    let percent = logical_end as f64 * 100.0 / limit as f64;
     let text = format!(
-        "{WAL_FILE}: {} bytes of records of max_wal_size_bytes {limit} ({percent:.2}%){} in a file of {} bytes; header {}; \
-         {records} records, last seq {}; torn tail {torn} bytes; {corrupt} damaged record(s)\n",
-        scan.logical_end,
-        if scan.logical_end as u64 > limit { " OVER THE LIMIT" } else { "" },
-        scan.file_bytes,
-        if scan.header.is_ok() { "ok" } else { "BAD" },
-        scan.last_seq()
+        "{WAL_FILE}: {logical_end} bytes of records of max_wal_size_bytes {limit} ({percent:.2}%){} in a file of {file_bytes} bytes; header {}; \
+         {records} records, last seq {last_seq}; torn tail {torn} bytes; {corrupt} damaged record(s)\n",
+        if logical_end > limit { " OVER THE LIMIT" } else { "" },
+        if header_ok { "ok" } else { "BAD" },
     );
-    let json = json!({"file_bytes": scan.file_bytes, "logical_bytes": scan.logical_end, "max_wal_size_bytes": limit, "percent_of_limit": percent,
-                      "over_limit": scan.logical_end as u64 > limit, "header_ok": scan.header.is_ok(),
-                      "records": records, "last_seq": scan.last_seq().0, "torn_tail_bytes": torn, "damaged_records": corrupt});
+    let json = json!({"file_bytes": file_bytes, "logical_bytes": logical_end, "max_wal_size_bytes": limit, "percent_of_limit": percent,
+                      "over_limit": logical_end > limit, "header_ok": header_ok,
+                      "records": records, "last_seq": last_seq.0, "torn_tail_bytes": torn, "damaged_records": corrupt});
     (text, json)
 }
 
@@ -117,10 +124,10 @@ fn document_summary(space: &PageSpace) -> (String, Value) {
         let Some(page) = space.page(page_no) else {
             continue;
         };
-        if page::is_unwritten(page) || page::verify(page, page_no).is_err() {
+        if page::is_unwritten(&page) || page::verify(&page, page_no).is_err() {
             continue;
         }
-        let Ok(records) = slotted::check_document_page(page) else {
+        let Ok(records) = slotted::check_document_page(&page) else {
             continue;
         };
         for (_, bytes) in records {
@@ -157,9 +164,9 @@ pub fn read_chain(space: &PageSpace, first: PageNo, length: usize) -> Option<Vec
     let mut current = first;
     for _ in 0..slotted::overflow_pages_needed(length) {
         let page = space.page(current)?;
-        page::verify(page, current).ok()?;
-        data.extend_from_slice(slotted::check_overflow_page(page).ok()?);
-        current = PageHeader::read(page).next();
+        page::verify(&page, current).ok()?;
+        data.extend_from_slice(slotted::check_overflow_page(&page).ok()?);
+        current = PageHeader::read(&page).next();
     }
     (current.is_none() && data.len() == length).then_some(data)
 }

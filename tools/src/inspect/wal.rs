@@ -4,10 +4,11 @@ use serde_json::{json, Value};
 
 use crate::database::{CannotRun, Database, WAL_FILE};
 use crate::describe::hex;
-use crate::files;
-use crate::inspect::Rendered;
-use crate::table::Table;
-use crate::walscan::{ScanEntry, WalScan};
+use crate::files::ReadFile;
+use crate::output::{JsonObject, Output};
+use crate::table::{StreamTable, Table};
+use crate::verify::progress::Progress;
+use crate::walscan::{ScanEntry, Scanner};
 
 /// Sequence-number range shown (inclusive); `None` is unbounded.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,71 +69,100 @@ struct Totals {
     delta_bytes: u64,
 }
 
-pub fn run(database: &Database, allow_map: bool, filter: &WalFilter) -> Result<Rendered, CannotRun> {
-    let bytes = files::load(&database.path(WAL_FILE), allow_map).map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
-    let scan = WalScan::scan(&bytes);
-    let mut text = String::new();
-    let header_json = match &scan.header {
-        Ok(header) => {
-            text.push_str(&format!(
-                "{WAL_FILE}: {} bytes; header ok (format {}, page size {}, database {})\n",
-                scan.file_bytes,
-                header.format_version,
-                header.page_size,
-                hex(&header.database_id)
-            ));
-            json!({"status": "ok", "format_version": header.format_version, "page_size": header.page_size,
-                   "database_id": hex(&header.database_id)})
-        }
-        Err(error) => {
-            text.push_str(&format!("{WAL_FILE}: {} bytes; header BAD: {error}\n", scan.file_bytes));
-            json!({"status": "BAD", "error": error.to_string()})
-        }
+/// Streams the dump to `out`: one row (or JSON item) per record as it is
+/// scanned, so memory holds one scan chunk and one block of rows, whatever
+/// the size of the log.
+pub fn run(database: &Database, filter: &WalFilter, as_json: bool, out: &mut Output) -> Result<(), CannotRun> {
+    let file = ReadFile::open(&database.path(WAL_FILE)).map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
+    let mut scanner = Scanner::new(&file);
+    let file_bytes = scanner.file_bytes();
+    let header = scanner.header();
+    let header_json = match &header {
+        Ok(header) => json!({"status": "ok", "format_version": header.format_version, "page_size": header.page_size,
+                             "database_id": hex(&header.database_id)}),
+        Err(error) => json!({"status": "BAD", "error": error.to_string()}),
     };
-    let mut table = Table::new(&["offset", "seq", "op", "schema", "_id", "pages (page:image+hole)", "bytes", "crc", "status"]);
-    let mut rows = Vec::new();
+    let header_text = match &header {
+        Ok(header) => format!(
+            "{WAL_FILE}: {file_bytes} bytes; header ok (format {}, page size {}, database {})\n",
+            header.format_version,
+            header.page_size,
+            hex(&header.database_id)
+        ),
+        Err(error) => format!("{WAL_FILE}: {file_bytes} bytes; header BAD: {error}\n"),
+    };
+    let mut progress = Progress::new("WAL", file_bytes);
     let mut totals = Totals::default();
     let mut by_op: std::collections::BTreeMap<&'static str, OpStats> = std::collections::BTreeMap::new();
-    for entry in &scan.entries {
+    let mut torn_tail = Value::Null;
+    let mut table = StreamTable::new(&["offset", "seq", "op", "schema", "_id", "pages (page:image+hole)", "bytes", "crc", "status"]);
+    let rows = !filter.stats;
+    let mut object = None;
+    if rows && as_json {
+        let mut started = JsonObject::begin(out);
+        started.field(out, "file", &json!(WAL_FILE));
+        started.field(out, "file_bytes", &json!(file_bytes));
+        started.field(out, "header", &header_json);
+        started.begin_array(out, "records");
+        object = Some(started);
+    } else if !as_json {
+        out.write(&header_text);
+    }
+    // Rows go to the JSON array or to the table, a block at a time.
+    let mut emit = |object: &mut Option<JsonObject>, cells: Vec<String>, row: Value, out: &mut Output| {
+        if !rows {
+            return;
+        }
+        match object {
+            Some(object) => object.item(out, &row),
+            None => {
+                if let Some(text) = table.row(cells) {
+                    out.write(&text);
+                }
+            }
+        }
+    };
+    while let Some(entry) = scanner.next() {
         match entry {
             ScanEntry::Record(record) => {
-                if !filter.shows(record) {
+                progress.set(record.offset as u64);
+                if !filter.shows(&record) {
                     continue;
                 }
                 let stats = by_op.entry(record.op.name()).or_default();
                 stats.records += 1;
                 stats.bytes += record.length as u64;
-                for entry in &record.pages {
-                    if entry.delta {
-                        stats.deltas += 1;
-                        stats.delta_bytes += entry.image_bytes as u64;
-                    } else {
-                        stats.images += 1;
-                        stats.image_bytes += entry.image_bytes as u64;
-                    }
-                }
                 totals.records += 1;
                 totals.bytes += record.length as u64;
                 let mut page_cells = Vec::with_capacity(record.pages.len());
                 let mut page_rows = Vec::with_capacity(record.pages.len());
                 for image in &record.pages {
                     totals.pages += 1;
-                    if !image.delta {
+                    if image.delta {
+                        stats.deltas += 1;
+                        stats.delta_bytes += image.image_bytes as u64;
+                        totals.delta_bytes += image.image_bytes as u64;
+                        if rows {
+                            page_cells.push(format!("{}:delta{}", image.page_no, image.image_bytes));
+                            page_rows.push(json!({"page": image.page_no.0, "kind": "delta", "delta_bytes": image.image_bytes}));
+                        }
+                    } else {
+                        stats.images += 1;
+                        stats.image_bytes += image.image_bytes as u64;
                         totals.image_bytes += image.image_bytes as u64;
                         totals.hole_bytes += image.hole_bytes() as u64;
-                    }
-                    if image.delta {
-                        totals.delta_bytes += image.image_bytes as u64;
-                        page_cells.push(format!("{}:delta{}", image.page_no, image.image_bytes));
-                        page_rows.push(json!({"page": image.page_no.0, "kind": "delta", "delta_bytes": image.image_bytes}));
-                    } else {
-                        page_cells.push(format!("{}:{}+{}", image.page_no, image.image_bytes, image.hole_bytes()));
-                        page_rows.push(json!({"page": image.page_no.0, "kind": "image", "lower": image.lower, "upper": image.upper,
-                                              "image_bytes": image.image_bytes, "hole_bytes": image.hole_bytes()}));
+                        if rows {
+                            page_cells.push(format!("{}:{}+{}", image.page_no, image.image_bytes, image.hole_bytes()));
+                            page_rows.push(json!({"page": image.page_no.0, "kind": "image", "lower": image.lower, "upper": image.upper,
+                                                  "image_bytes": image.image_bytes, "hole_bytes": image.hole_bytes()}));
+                        }
                     }
                 }
+                if !rows {
+                    continue;
+                }
                 let status = record.sequence_error.clone().unwrap_or_else(|| "ok".into());
-                table.row(vec![
+                let cells = vec![
                     record.offset.to_string(),
                     record.seq.to_string(),
                     record.op.name().into(),
@@ -142,15 +172,16 @@ pub fn run(database: &Database, allow_map: bool, filter: &WalFilter) -> Result<R
                     record.length.to_string(),
                     "ok".into(),
                     status.clone(),
-                ]);
-                rows.push(json!({
+                ];
+                let row = json!({
                     "offset": record.offset, "seq": record.seq.0, "op": record.op.name(),
                     "schema_id": record.schema_id, "schema_version": record.schema_version, "_id": record.id,
                     "pages": page_rows, "bytes": record.length, "crc": "ok", "status": status,
-                }));
+                });
+                emit(&mut object, cells, row, out);
             }
             ScanEntry::Corrupt { offset, skipped_bytes, error } => {
-                table.row(vec![
+                let cells = vec![
                     offset.to_string(),
                     "?".into(),
                     "".into(),
@@ -160,12 +191,13 @@ pub fn run(database: &Database, allow_map: bool, filter: &WalFilter) -> Result<R
                     skipped_bytes.to_string(),
                     "BAD".into(),
                     format!("CORRUPT: {error}"),
-                ]);
-                rows.push(json!({"offset": offset, "bytes": skipped_bytes, "crc": "BAD", "status": "corrupt",
-                                 "error": error.to_string()}));
+                ];
+                let row = json!({"offset": offset, "bytes": skipped_bytes, "crc": "BAD", "status": "corrupt", "error": error.to_string()});
+                emit(&mut object, cells, row, out);
             }
             ScanEntry::Torn { offset, bytes, reason } => {
-                table.row(vec![
+                torn_tail = json!({"offset": offset, "bytes": bytes});
+                let cells = vec![
                     offset.to_string(),
                     "-".into(),
                     "".into(),
@@ -175,11 +207,29 @@ pub fn run(database: &Database, allow_map: bool, filter: &WalFilter) -> Result<R
                     bytes.to_string(),
                     "-".into(),
                     format!("TORN TAIL: {reason}"),
-                ]);
-                rows.push(json!({"offset": offset, "bytes": bytes, "crc": null, "status": "torn", "error": reason}));
+                ];
+                let row = json!({"offset": offset, "bytes": bytes, "crc": null, "status": "torn", "error": reason});
+                emit(&mut object, cells, row, out);
+            }
+            ScanEntry::Unreadable { offset, error } => {
+                let cells = vec![
+                    offset.to_string(),
+                    "-".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "-".into(),
+                    format!("UNREADABLE: {error}"),
+                ];
+                let row = json!({"offset": offset, "bytes": 0, "crc": null, "status": "unreadable", "error": error});
+                emit(&mut object, cells, row, out);
             }
         }
     }
+    progress.finish();
+    let last_seq = scanner.last_seq().0;
     if filter.stats {
         let mut stats_table = Table::new(&["op", "records", "bytes", "bytes/record", "images", "image bytes", "deltas", "delta bytes"]);
         let mut stats_json = serde_json::Map::new();
@@ -201,27 +251,34 @@ pub fn run(database: &Database, allow_map: bool, filter: &WalFilter) -> Result<R
                        "deltas": stats.deltas, "delta_bytes": stats.delta_bytes}),
             );
         }
-        text.push_str(&stats_table.render());
-        let json = json!({"file": WAL_FILE, "file_bytes": scan.file_bytes, "logical_bytes": scan.logical_end,
-                          "last_seq": scan.last_seq().0, "by_op": stats_json});
-        return Ok(Rendered { text, json });
+        if as_json {
+            let json = json!({"file": WAL_FILE, "file_bytes": file_bytes, "logical_bytes": scanner.logical_end(),
+                              "last_seq": last_seq, "by_op": stats_json});
+            out.write(&(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"));
+        } else {
+            out.write(&stats_table.render());
+        }
+        return Ok(());
     }
-    text.push_str(&table.render());
-    text.push_str(&format!(
-        "totals: {} records, {} bytes, {} pages logged, {} image bytes, {} hole bytes elided, {} delta bytes\n",
-        totals.records, totals.bytes, totals.pages, totals.image_bytes, totals.hole_bytes, totals.delta_bytes
-    ));
-    let json = json!({
-        "file": WAL_FILE,
-        "file_bytes": scan.file_bytes,
-        "header": header_json,
-        "records": rows,
-        "totals": {
-            "records": totals.records, "bytes": totals.bytes, "pages_logged": totals.pages,
-            "image_bytes": totals.image_bytes, "hole_bytes_elided": totals.hole_bytes, "delta_bytes": totals.delta_bytes,
-        },
-        "last_seq": scan.last_seq().0,
-        "torn_tail": scan.torn_tail().map(|(offset, bytes)| json!({"offset": offset, "bytes": bytes})).unwrap_or(Value::Null),
+    let totals_json = json!({
+        "records": totals.records, "bytes": totals.bytes, "pages_logged": totals.pages,
+        "image_bytes": totals.image_bytes, "hole_bytes_elided": totals.hole_bytes, "delta_bytes": totals.delta_bytes,
     });
-    Ok(Rendered { text, json })
+    match object {
+        Some(mut object) => {
+            object.end_array(out);
+            object.field(out, "totals", &totals_json);
+            object.field(out, "last_seq", &json!(last_seq));
+            object.field(out, "torn_tail", &torn_tail);
+            object.end(out);
+        }
+        None => {
+            out.write(&table.flush());
+            out.write(&format!(
+                "totals: {} records, {} bytes, {} pages logged, {} image bytes, {} hole bytes elided, {} delta bytes\n",
+                totals.records, totals.bytes, totals.pages, totals.image_bytes, totals.hole_bytes, totals.delta_bytes
+            ));
+        }
+    }
+    Ok(())
 }

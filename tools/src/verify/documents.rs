@@ -4,15 +4,26 @@
 //!
 //! Each page is checked twice over. First as it sits in its segment:
 //! `page::verify` (checksum, self number, zero hole), LSN not past the WAL,
-//! and equality with the page's last WAL image; a page never logged must be
-//! all zero. Then its content is checked on the *effective* page: the
-//! segment page, except when replay would overwrite it (no clean shutdown and
-//! a WAL image that differs) or when it is damaged and a valid WAL image
-//! exists; then the WAL image is checked instead, and findings about it name
-//! the WAL record that holds it.
+//! and equality with the page as the WAL leaves it (its last image and the
+//! deltas after it); a page never logged must be all zero. Then its content
+//! is checked on the *effective* page: the segment page, except when replay
+//! would overwrite it (no clean shutdown and a WAL version that differs) or
+//! when it is damaged and a valid WAL version exists; then the WAL version
+//! is checked instead, and findings about it name the WAL record that holds
+//! its last entry.
+//!
+//! Memory: pages are read one at a time (`pread`), each page's log history
+//! comes from the sorted stream of the WAL check, and what needs every
+//! document at once (`_id` uniqueness, the index entries every document
+//! should have) goes to external sorts. The page space is split into parts
+//! checked on their own threads; their findings are joined in page order.
+//! What stays in memory grows only with large documents: one small entry
+//! per overflow page (see [`OVERFLOW_ENTRY_BYTES`]) and per overflow stub.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Deref;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 
 use serde_json::Value;
 
@@ -25,126 +36,491 @@ use aerodb_format::slotted::{self, SlotRecord};
 use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
 
 use crate::database::WAL_FILE;
+use crate::extsort::{Sorted, Sorter};
+use crate::files::ReadAt;
 use crate::space::{PageSpace, SEGMENT_BYTES};
 use crate::verify::metadata::Schemas;
 use crate::verify::progress::Progress;
 use crate::verify::report::{Location, Report};
-use crate::verify::wal::{LastImage, WalView};
+use crate::verify::wal::{LoggedPage, PageHistory, WalView};
+use crate::verify::Limits;
 
-/// One live document, as the index checks need it.
-#[derive(Clone, Debug)]
-pub struct LiveDocument {
-    pub schema_id: String,
-    pub schema_version: String,
-    pub id: Value,
-    pub location: Location,
-    /// `(indexed field, entry key)` for every index of its schema version
-    /// the document has an entry in.
-    pub keys: Vec<(String, Vec<u8>)>,
+/// Memory per overflow page kept for the chain check (its number, next
+/// page, data length, where its data is, and its owner).
+pub const OVERFLOW_ENTRY_BYTES: usize = std::mem::size_of::<OverflowPage>() + 4;
+
+/// The trees every document should have entries in: `(schema_id,
+/// schema_version, field)` in sorted order; a tree's number is its position.
+pub struct TreeIds {
+    pub trees: Vec<(String, String, String)>,
+    /// For each schema version, the tree number of each of its indexes (in `indexes` order).
+    by_schema: BTreeMap<(String, String), Vec<u16>>,
 }
 
-/// Every live document found.
-#[derive(Default)]
-pub struct DocumentSet {
-    pub by_locator: BTreeMap<Locator, LiveDocument>,
-    pub counts: BTreeMap<(String, String), u64>,
-}
-
-/// Where the effective page came from.
-#[derive(Clone, Debug)]
-enum Source {
-    Segment { file: String, page_offset: u64 },
-    WalImage { seq: SeqNo, record_offset: usize },
-}
-
-impl Source {
-    fn location(&self, page_no: PageNo, within_page: usize) -> Location {
-        match self {
-            Source::Segment { file, page_offset } => Location::page(file, page_no.0, page_offset + within_page as u64),
-            Source::WalImage { record_offset, .. } => Location::page(WAL_FILE, page_no.0, *record_offset as u64),
-        }
+impl TreeIds {
+    pub fn new(schemas: &Schemas) -> TreeIds {
+        let mut trees: Vec<(String, String, String)> = schemas
+            .iter()
+            .flat_map(|((id, version), schema)| schema.indexes.iter().map(move |field| (id.clone(), version.clone(), field.clone())))
+            .collect();
+        trees.sort();
+        trees.dedup();
+        let by_schema = schemas
+            .iter()
+            .map(|(key, schema)| {
+                let ids = schema
+                    .indexes
+                    .iter()
+                    .map(|field| {
+                        let wanted = (key.0.clone(), key.1.clone(), field.clone());
+                        trees.binary_search(&wanted).map(|position| position as u16).unwrap_or(u16::MAX)
+                    })
+                    .collect();
+                (key.clone(), ids)
+            })
+            .collect();
+        TreeIds { trees, by_schema }
     }
 
-    /// Words appended to messages about a WAL image.
-    fn suffix(&self) -> String {
-        match self {
-            Source::Segment { .. } => String::new(),
-            Source::WalImage { seq, .. } => format!(" (in its last WAL image, record seq {seq})"),
-        }
+    pub fn id_of(&self, schema_id: &str, schema_version: &str, field: &str) -> Option<u16> {
+        let wanted = (schema_id.to_string(), schema_version.to_string(), field.to_string());
+        self.trees.binary_search(&wanted).ok().map(|position| position as u16)
     }
-}
 
-enum PageRef<'a> {
-    Borrowed(&'a PageBytes),
-    Owned(Box<PageBytes>),
-}
-
-impl Deref for PageRef<'_> {
-    type Target = PageBytes;
-
-    fn deref(&self) -> &PageBytes {
-        match self {
-            PageRef::Borrowed(page) => page,
-            PageRef::Owned(page) => page,
-        }
+    pub fn label(&self, id: u16) -> String {
+        let (schema_id, schema_version, field) = &self.trees[usize::from(id)];
+        format!("{schema_id}/{schema_version}/{field}")
     }
 }
 
+/// Where a document (or stub) was found: compact, turned into a
+/// [`Location`] only when a finding names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    pub page: PageNo,
+    /// Byte offset inside the page.
+    pub within: u32,
+    /// Set when the effective page is the WAL's version: `(last entry's seq, its record's offset)`.
+    pub wal: Option<(SeqNo, u64)>,
+}
+
+impl Place {
+    pub fn location(&self, space: &PageSpace) -> Location {
+        match self.wal {
+            None => Location::page(&space.file_of(self.page), self.page.0, self.page.offset_in_segment() + u64::from(self.within)),
+            Some((_, record_offset)) => Location::page(WAL_FILE, self.page.0, record_offset),
+        }
+    }
+
+    /// Words appended to messages about a WAL version of the page.
+    pub fn suffix(&self) -> String {
+        match self.wal {
+            None => String::new(),
+            Some((seq, _)) => format!(" (in its last WAL image, record seq {seq})"),
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.page.0.to_be_bytes());
+        out.extend_from_slice(&self.within.to_be_bytes());
+        let (seq, offset) = self.wal.map_or((0, 0), |(seq, offset)| (seq.0, offset));
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&offset.to_be_bytes());
+    }
+
+    const ENCODED_BYTES: usize = 8 + 4 + 8 + 8;
+
+    fn decode(bytes: &[u8]) -> Place {
+        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let seq = u64_at(12);
+        Place {
+            page: PageNo(u64_at(0)),
+            within: u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")),
+            wal: (seq != 0).then(|| (SeqNo(seq), u64_at(20))),
+        }
+    }
+}
+
+/// Where an overflow page's data can be read again.
+#[derive(Clone, Copy, Debug)]
+enum DataAt {
+    /// In its segment file, at this offset in the file.
+    Segment(u64),
+    /// In the part's spill file (its effective page came from the WAL).
+    Spill(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
 struct OverflowPage {
-    data: Vec<u8>,
+    page_no: PageNo,
     next: PageNo,
-    location: Location,
+    data_bytes: u16,
+    data: DataAt,
+    place: Place,
+    /// Which spill file (the part's number).
+    part: u16,
 }
 
 struct Stub {
     locator: Locator,
     length: u32,
     first_page: PageNo,
-    location: Location,
+    place: Place,
+}
+
+/// What the document checks leave for the index checks.
+pub struct DocumentOutput {
+    pub documents: u64,
+    /// The index entries every live document should have, sorted by
+    /// (tree, key, locator); see [`ExpectedEntry`]. `None` when not asked for.
+    pub expected: Option<Sorted>,
+}
+
+/// One expected index entry, as the sort holds it.
+pub struct ExpectedEntry<'a> {
+    pub tree: u16,
+    pub key: &'a [u8],
+    pub locator: Locator,
+    pub place: Place,
+}
+
+/// The prefix both the expected entries and the index walk's entries sort
+/// by: `[tree u16][key length u16][key]`.
+pub fn entry_prefix(out: &mut Vec<u8>, tree: u16, key_bytes: &[u8]) {
+    out.extend_from_slice(&tree.to_be_bytes());
+    out.extend_from_slice(&(key_bytes.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    out.extend_from_slice(key_bytes);
+}
+
+/// Splits a sorted record at the end of its [`entry_prefix`].
+pub fn split_prefix(record: &[u8]) -> (&[u8], u16, &[u8], &[u8]) {
+    let tree = u16::from_be_bytes([record[0], record[1]]);
+    let length = usize::from(u16::from_be_bytes([record[2], record[3]]));
+    let end = 4 + length;
+    (&record[..end], tree, &record[4..end], &record[end..])
+}
+
+impl ExpectedEntry<'_> {
+    pub fn decode(record: &[u8]) -> ExpectedEntry<'_> {
+        let (_, tree, key, rest) = split_prefix(record);
+        let page = u64::from_be_bytes(rest[0..8].try_into().expect("8 bytes"));
+        let slot = u16::from_be_bytes([rest[8], rest[9]]);
+        ExpectedEntry { tree, key, locator: Locator { page: PageNo(page), slot }, place: Place::decode(&rest[10..]) }
+    }
 }
 
 /// The state of a page in its segment file.
-enum SegmentState<'a> {
+enum SegmentState {
     Absent,
     Unwritten,
-    Valid(&'a PageBytes, PageHeader),
+    Valid(Box<PageBytes>, PageHeader),
     Invalid(DecodeError),
 }
 
-struct Checker<'a> {
-    space: &'a PageSpace,
-    wal: &'a WalView,
+/// Per-document checks and what they feed: shared by the part threads and
+/// the overflow documents checked at the end.
+struct DocumentSink<'a> {
     schemas: &'a Schemas,
-    clean: bool,
-    report: &'a mut Report,
-    overflow: BTreeMap<PageNo, OverflowPage>,
-    stubs: Vec<Stub>,
-    ids: BTreeMap<(String, Vec<u8>), (Locator, String)>,
-    documents: DocumentSet,
+    trees: &'a TreeIds,
+    ids: Sorter,
+    expected: Option<Sorter>,
+    documents: u64,
+    scratch: Vec<u8>,
+    failure: Option<String>,
 }
 
-pub fn check(space: &PageSpace, wal: &WalView, schemas: &Schemas, clean: bool, report: &mut Report) -> DocumentSet {
-    check_segment_files(space, wal, clean, report);
-    let mut checker = Checker {
-        space,
-        wal,
-        schemas,
-        clean,
-        report,
-        overflow: BTreeMap::new(),
-        stubs: Vec::new(),
-        ids: BTreeMap::new(),
-        documents: DocumentSet::default(),
-    };
-    let outside: BTreeSet<PageNo> = wal.last_images.keys().copied().filter(|page_no| space.page(*page_no).is_none()).collect();
-    let mut progress = Progress::new("document pages", space.page_capacity() + outside.len() as u64);
-    for page_no in space.page_numbers().chain(outside.iter().copied()) {
-        progress.tick();
-        checker.check_page(page_no);
+impl<'a> DocumentSink<'a> {
+    fn new(schemas: &'a Schemas, trees: &'a TreeIds, with_expected: bool, limits: &Limits) -> DocumentSink<'a> {
+        DocumentSink {
+            schemas,
+            trees,
+            ids: Sorter::new(limits.sorter_budget(), &limits.spill_dir),
+            expected: with_expected.then(|| Sorter::new(limits.sorter_budget(), &limits.spill_dir)),
+            documents: 0,
+            scratch: Vec::with_capacity(256),
+            failure: None,
+        }
     }
+
+    fn push_sorted(failure: &mut Option<String>, sorter: &mut Sorter, record: &[u8]) {
+        if let Err(error) = sorter.push(record) {
+            failure.get_or_insert_with(|| format!("cannot sort the documents' keys: {error}"));
+        }
+    }
+
+    fn check_document(&mut self, space: &PageSpace, bytes: &[u8], locator: Locator, place: Place, report: &mut Report) {
+        report.count("documents", 1);
+        let location = place.location(space);
+        let place_text = format!("page {} slot {}{}", locator.page, locator.slot, place.suffix());
+        let record = match document::decode_record(bytes) {
+            Ok(record) => record,
+            Err(error) => {
+                report.problem(location, format!("document at {place_text} does not decode: {error}"));
+                return;
+            }
+        };
+        self.documents += 1;
+        let id = record.body.get("_id").cloned().unwrap_or(Value::Null);
+        let schema_key = (record.schema_id.clone(), record.schema_version.clone());
+        let schema = self.schemas.get(&schema_key);
+        match schema {
+            None => report.problem(
+                location.clone(),
+                format!(
+                    "document _id {id} at {place_text} references schema {}/{}, which has no schema file (AERO_RECOVERY_SCHEMA_MISSING)",
+                    schema_key.0, schema_key.1
+                ),
+            ),
+            Some(schema) => check_against_schema(schema, &record.body, &id, &place_text, &schema_key, &location, report),
+        }
+        if let Some(id_key) = KeyValue::from_json(&id, false).map(|value| key::encode_to_vec(&value)) {
+            // [schema_id][id key][locator] then the version, the place and the _id's text.
+            let out = &mut self.scratch;
+            out.clear();
+            push_text(out, &record.schema_id);
+            out.extend_from_slice(&(id_key.len() as u16).to_be_bytes());
+            out.extend_from_slice(&id_key);
+            out.extend_from_slice(&locator.page.0.to_be_bytes());
+            out.extend_from_slice(&locator.slot.to_be_bytes());
+            push_text(out, &record.schema_version);
+            place.encode(out);
+            out.extend_from_slice(id.to_string().as_bytes());
+            Self::push_sorted(&mut self.failure, &mut self.ids, out);
+        }
+        let (Some(schema), Some(expected)) = (schema, self.expected.as_mut()) else {
+            return;
+        };
+        let Some(tree_ids) = self.trees.by_schema.get(&schema_key) else {
+            return;
+        };
+        let scratch = &mut self.scratch;
+        let failure = &mut self.failure;
+        let _ = schema.for_each_index_key(&record.body, |position, key_bytes| {
+            let Some(&tree) = tree_ids.get(position).filter(|&&tree| tree != u16::MAX) else {
+                return;
+            };
+            scratch.clear();
+            entry_prefix(scratch, tree, key_bytes);
+            scratch.extend_from_slice(&locator.page.0.to_be_bytes());
+            scratch.extend_from_slice(&locator.slot.to_be_bytes());
+            place.encode(scratch);
+            Self::push_sorted(failure, expected, scratch);
+        });
+    }
+}
+
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    out.push(text.len().min(255) as u8);
+    out.extend_from_slice(&text.as_bytes()[..text.len().min(255)]);
+}
+
+fn take_text(bytes: &[u8]) -> (&str, &[u8]) {
+    let length = usize::from(bytes[0]);
+    (std::str::from_utf8(&bytes[1..1 + length]).unwrap_or("?"), &bytes[1 + length..])
+}
+
+fn check_against_schema(
+    schema: &Schema,
+    body: &serde_json::Map<String, Value>,
+    id: &Value,
+    place_text: &str,
+    schema_key: &(String, String),
+    location: &Location,
+    report: &mut Report,
+) {
+    // Validation copies the document; the copy is compared in order without
+    // printing either (printing only when they differ, for the message).
+    let stored = Value::Object(body.clone());
+    match schema.validate(&stored) {
+        Err(error) => report.problem(
+            location.clone(),
+            format!(
+                "document _id {id} at {place_text} does not validate against {}/{}: field '{}' expected {}, got {}",
+                schema_key.0, schema_key.1, error.path, error.expected, error.got
+            ),
+        ),
+        Ok(normalized) => {
+            let validated = Value::Object(normalized);
+            if !same_in_order(&stored, &validated) {
+                report.problem(
+                    location.clone(),
+                    format!(
+                        "document _id {id} at {place_text} is not stored as its schema returns it: stored {stored}, validated {validated}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Equal as printed JSON: same members in the same order, same number forms.
+fn same_in_order(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && same_in_order(va, vb))
+        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| same_in_order(x, y)),
+        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            _ if a.is_f64() != b.is_f64() => false,
+            (Some(x), Some(y)) if a.is_f64() => x.to_bits() == y.to_bits(),
+            _ => a == b,
+        },
+        _ => a == b,
+    }
+}
+
+/// One part of the page space, checked on its own thread.
+struct Part<'a> {
+    space: &'a PageSpace,
+    wal_last_seq: SeqNo,
+    clean: bool,
+    number: u16,
+    report: Report,
+    sink: DocumentSink<'a>,
+    overflow: Vec<OverflowPage>,
+    stubs: Vec<Stub>,
+    spill: Option<File>,
+    spill_bytes: u64,
+    spill_dir: &'a std::path::Path,
+}
+
+pub fn check(
+    space: &PageSpace,
+    wal: &mut WalView,
+    schemas: &Schemas,
+    trees: &TreeIds,
+    clean: bool,
+    limits: &Limits,
+    report: &mut Report,
+) -> Result<DocumentOutput, String> {
+    check_segment_files(space, wal, clean, report);
+    let wal_last_seq = wal.last_seq;
+    let Some(wal_file) = wal.file.as_ref() else {
+        // No WAL at all: the pages are checked as if nothing was logged.
+        let mut part = Part::new(space, wal_last_seq, clean, 0, schemas, trees, limits);
+        let mut progress = Progress::new("document pages", space.page_capacity());
+        part.run(0, u64::MAX, None, &mut progress);
+        return finish(space, vec![part], schemas, trees, clean, limits, report);
+    };
+    let bounds = wal.bounds.clone();
+    let streams: Vec<Option<Sorted>> = wal.parts.iter_mut().map(Option::take).collect();
+    let progress = Progress::new("document pages", space.page_capacity());
+    let parts: Vec<Part> = std::thread::scope(|scope| {
+        let handles: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(number, stream)| {
+                let (low, high) = (bounds[number], bounds[number + 1]);
+                let mut progress = progress.clone();
+                scope.spawn(move || {
+                    let mut part = Part::new(space, wal_last_seq, clean, number as u16, schemas, trees, limits);
+                    let mut history = PageHistory::new(stream, wal_file);
+                    part.run(low, high, Some(&mut history), &mut progress);
+                    if let Some(error) = history.failure() {
+                        part.sink.failure.get_or_insert_with(|| format!("cannot read the sorted WAL entries: {error}"));
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().expect("a verify thread panicked")).collect()
+    });
+    let mut progress = progress;
     progress.finish();
-    checker.check_overflow_chains();
-    checker.documents
+    finish(space, parts, schemas, trees, clean, limits, report)
+}
+
+/// Joins the parts: their findings in page order, then the overflow chains,
+/// then `_id` uniqueness.
+fn finish(
+    space: &PageSpace,
+    parts: Vec<Part>,
+    schemas: &Schemas,
+    trees: &TreeIds,
+    clean: bool,
+    limits: &Limits,
+    report: &mut Report,
+) -> Result<DocumentOutput, String> {
+    let mut overflow = Vec::new();
+    let mut stubs = Vec::new();
+    let mut spills = Vec::new();
+    let mut id_streams = Vec::new();
+    let mut expected_streams = Vec::new();
+    let mut documents = 0;
+    for part in parts {
+        if let Some(error) = part.sink.failure {
+            return Err(error);
+        }
+        report.append(part.report);
+        overflow.extend(part.overflow);
+        stubs.extend(part.stubs);
+        spills.push(part.spill);
+        documents += part.sink.documents;
+        id_streams.push(part.sink.ids);
+        expected_streams.extend(part.sink.expected);
+    }
+    let mut sink = DocumentSink::new(schemas, trees, clean, limits);
+    check_overflow_chains(space, &overflow, &spills, stubs, &mut sink, report);
+    drop(overflow);
+    if let Some(error) = sink.failure.take() {
+        return Err(error);
+    }
+    documents += sink.documents;
+    id_streams.push(sink.ids);
+    expected_streams.extend(sink.expected);
+    let spilled: u64 = id_streams.iter().chain(expected_streams.iter()).map(Sorter::spilled_bytes).sum();
+    report.count("sort_spilled_bytes", spilled);
+    let sort_error = |error: std::io::Error| format!("cannot sort the documents' keys: {error}");
+    let ids = Sorted::merge(id_streams.into_iter().map(Sorter::finish).collect::<Result<Vec<_>, _>>().map_err(sort_error)?);
+    check_unique_ids(space, ids, report).map_err(sort_error)?;
+    let expected = if clean {
+        Some(Sorted::merge(expected_streams.into_iter().map(Sorter::finish).collect::<Result<Vec<_>, _>>().map_err(sort_error)?))
+    } else {
+        None
+    };
+    Ok(DocumentOutput { documents, expected })
+}
+
+/// Adjacent records with the same `(schema_id, _id key)` are duplicates of the first.
+fn check_unique_ids(space: &PageSpace, mut ids: Sorted, report: &mut Report) -> std::io::Result<()> {
+    let mut first: Vec<u8> = Vec::new();
+    let mut first_key_end = 0;
+    while let Some(record) = ids.next()? {
+        let (schema_id, rest) = take_text(record);
+        let key_length = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let key_end = record.len() - rest.len() + 2 + key_length;
+        if first_key_end == key_end && first[..first_key_end] == record[..key_end] {
+            let parse = |record: &[u8]| {
+                let rest = &record[key_end..];
+                let locator = Locator {
+                    page: PageNo(u64::from_be_bytes(rest[0..8].try_into().expect("8 bytes"))),
+                    slot: u16::from_be_bytes([rest[8], rest[9]]),
+                };
+                let (version, rest) = take_text(&rest[10..]);
+                let place = Place::decode(rest);
+                let id_text = String::from_utf8_lossy(&rest[Place::ENCODED_BYTES..]).into_owned();
+                (locator, version.to_string(), place, id_text)
+            };
+            let (other, other_version, _, _) = parse(&first);
+            let (locator, version, place, id_text) = parse(record);
+            report.problem(
+                place.location(space),
+                format!(
+                    "duplicate _id {id_text} in collection {schema_id}: page {} slot {}{} (version {version}) and page {} slot {} (version {other_version})",
+                    locator.page,
+                    locator.slot,
+                    place.suffix(),
+                    other.page,
+                    other.slot
+                ),
+            );
+            continue;
+        }
+        first.clear();
+        first.extend_from_slice(record);
+        first_key_end = key_end;
+    }
+    Ok(())
 }
 
 /// The folder, stray files, segment sizes, and segment files the WAL needs but that are missing.
@@ -157,7 +533,7 @@ pub fn check_segment_lengths(space: &PageSpace, counter: &'static str, report: &
     }
     for segment in space.segments.values() {
         report.count(counter, 1);
-        let length = segment.bytes.len() as u64;
+        let length = segment.file.length();
         if length != SEGMENT_BYTES {
             let name = space.file_of(PageNo(segment.index * aerodb_format::SEGMENT_PAGES));
             report.problem(Location::file(&name), format!("segment file is {length} bytes, expected {SEGMENT_BYTES}"));
@@ -196,15 +572,12 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
             report.problem(Location::file(&name), format!("segment file is missing: a gap in the numbering before segment {last}"));
         }
     }
-    let mut missing: BTreeMap<u64, Vec<PageNo>> = BTreeMap::new();
-    for page_no in wal.last_images.keys() {
-        if !space.segments.contains_key(&page_no.segment()) && last_present.is_none_or(|last| page_no.segment() > last) {
-            missing.entry(page_no.segment()).or_default().push(*page_no);
+    for (&segment, &(pages, first)) in &wal.logged_segments {
+        if space.segments.contains_key(&segment) || last_present.is_some_and(|last| segment <= last) {
+            continue;
         }
-    }
-    for (segment, pages) in missing {
         let name = space.file_of(PageNo(segment * aerodb_format::SEGMENT_PAGES));
-        let message = format!("segment file is missing, but the WAL logs {} of its pages (first: page {})", pages.len(), pages[0]);
+        let message = format!("segment file is missing, but the WAL logs {pages} of its pages (first: page {first})");
         if clean {
             report.problem(Location::file(&name), message);
         } else {
@@ -213,25 +586,86 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
     }
 }
 
-impl<'a> Checker<'a> {
-    fn check_page(&mut self, page_no: PageNo) {
-        let Some((effective, source)) = self.effective_page(page_no) else {
+impl<'a> Part<'a> {
+    fn new(
+        space: &'a PageSpace,
+        wal_last_seq: SeqNo,
+        clean: bool,
+        number: u16,
+        schemas: &'a Schemas,
+        trees: &'a TreeIds,
+        limits: &'a Limits,
+    ) -> Part<'a> {
+        Part {
+            space,
+            wal_last_seq,
+            clean,
+            number,
+            report: Report::default(),
+            sink: DocumentSink::new(schemas, trees, clean, limits),
+            overflow: Vec::new(),
+            stubs: Vec::new(),
+            spill: None,
+            spill_bytes: 0,
+            spill_dir: &limits.spill_dir,
+        }
+    }
+
+    /// Checks every page in `[low, high)` that is in a segment or in the log, in page order.
+    fn run(&mut self, low: u64, high: u64, mut history: Option<&mut PageHistory<'_>>, progress: &mut Progress) {
+        let space = self.space;
+        let mut segment_pages = space
+            .segments
+            .keys()
+            .flat_map(|&index| (index * aerodb_format::SEGMENT_PAGES..(index + 1) * aerodb_format::SEGMENT_PAGES).map(PageNo))
+            .skip_while(|page_no| page_no.0 < low)
+            .take_while(|page_no| page_no.0 < high)
+            .peekable();
+        loop {
+            let in_segment = segment_pages.peek().copied();
+            let logged = history.as_ref().and_then(|history| history.peek_page());
+            let page_no = match (in_segment, logged) {
+                (None, None) => break,
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+            };
+            if in_segment == Some(page_no) {
+                segment_pages.next();
+                progress.tick();
+            }
+            let logged = history.as_mut().and_then(|history| history.take(page_no, &mut self.report));
+            self.check_page(page_no, logged);
+        }
+    }
+
+    fn check_page(&mut self, page_no: PageNo, logged: Option<LoggedPage>) {
+        let Some((effective, place)) = self.effective_page(page_no, logged) else {
             return;
         };
         self.report.count("document_space_pages_checked", 1);
         let header = PageHeader::read(&effective);
         match PageKind::from_byte(header.kind) {
-            Some(PageKind::Document) => self.check_document_page(page_no, &effective, &source),
+            Some(PageKind::Document) => self.check_document_page(page_no, &effective, place),
             Some(PageKind::Overflow) => {
                 self.report.count("overflow_pages", 1);
                 match slotted::check_overflow_page(&effective) {
                     Ok(data) => {
-                        let page = OverflowPage { data: data.to_vec(), next: header.next(), location: source.location(page_no, 0) };
-                        self.overflow.insert(page_no, page);
+                        let within = (data.as_ptr() as usize - effective.as_ptr() as usize) as u64;
+                        let data_bytes = data.len() as u16;
+                        let at = match place.wal {
+                            None => Some(DataAt::Segment(page_no.offset_in_segment() + within)),
+                            Some(_) => self.spill_data(data).map(DataAt::Spill),
+                        };
+                        if let Some(data) = at {
+                            let entry = OverflowPage { page_no, next: header.next(), data_bytes, data, place, part: self.number };
+                            self.overflow.push(entry);
+                        }
                     }
-                    Err(error) => self
-                        .report
-                        .problem(source.location(page_no, error.offset), format!("overflow page {page_no}{}: {error}", source.suffix())),
+                    Err(error) => {
+                        let at = Place { within: error.offset as u32, ..place };
+                        self.report.problem(at.location(self.space), format!("overflow page {page_no}{}: {error}", place.suffix()))
+                    }
                 }
             }
             Some(PageKind::Free) => {
@@ -244,49 +678,69 @@ impl<'a> Checker<'a> {
                     && header.prev().is_none();
                 if !unused {
                     self.report.problem(
-                        source.location(page_no, 6),
+                        Place { within: 6, ..place }.location(self.space),
                         format!(
                             "free page {page_no}{} has header fields of a used page (a free page has lower 48, upper 4096, \
                              no items, level 0 and no links)",
-                            source.suffix()
+                            place.suffix()
                         ),
                     );
                 }
             }
             Some(kind) => self.report.problem(
-                source.location(page_no, 4),
-                format!("page {page_no}{} is a {} in the document space", source.suffix(), kind.name()),
+                Place { within: 4, ..place }.location(self.space),
+                format!("page {page_no}{} is a {} in the document space", place.suffix(), kind.name()),
             ),
             None => {} // page::verify rejected it already.
         }
     }
 
+    /// An overflow page's data whose effective page came from the WAL is
+    /// kept in a temporary file, not in memory.
+    fn spill_data(&mut self, data: &[u8]) -> Option<u64> {
+        if self.spill.is_none() {
+            match tempfile::tempfile_in(self.spill_dir) {
+                Ok(file) => self.spill = Some(file),
+                Err(error) => {
+                    self.sink.failure.get_or_insert_with(|| format!("cannot make a temporary file: {error}"));
+                    return None;
+                }
+            }
+        }
+        let at = self.spill_bytes;
+        let file = self.spill.as_mut()?;
+        if let Err(error) = file.write_all(data) {
+            self.sink.failure.get_or_insert_with(|| format!("cannot write a temporary file: {error}"));
+            return None;
+        }
+        self.spill_bytes += data.len() as u64;
+        Some(at)
+    }
+
     /// Checks the page in its segment against the WAL; returns the page whose
     /// content the rest of the checks look at, or None when there is none.
-    fn effective_page(&mut self, page_no: PageNo) -> Option<(PageRef<'a>, Source)> {
-        let space: &'a PageSpace = self.space;
+    fn effective_page(&mut self, page_no: PageNo, logged: Option<LoggedPage>) -> Option<(Box<PageBytes>, Place)> {
         let file = self.space.file_of(page_no);
         let page_offset = page_no.offset_in_segment();
         let at = |within: usize| Location::page(&file, page_no.0, page_offset + within as u64);
-        let segment_source = Source::Segment { file: file.clone(), page_offset };
-        let state = match space.page(page_no) {
+        let segment_place = Place { page: page_no, within: 0, wal: None };
+        let state = match self.space.page(page_no) {
             None => SegmentState::Absent,
-            Some(page) if page::is_unwritten(page) => SegmentState::Unwritten,
-            Some(page) => match page::verify(page, page_no) {
+            Some(page) if page::is_unwritten(&page) => SegmentState::Unwritten,
+            Some(page) => match page::verify(&page, page_no) {
                 Ok(header) => SegmentState::Valid(page, header),
                 Err(error) => SegmentState::Invalid(error),
             },
         };
         if let SegmentState::Valid(_, header) = &state {
-            if header.lsn() > self.wal.last_seq {
+            if header.lsn() > self.wal_last_seq {
                 self.report.problem(
                     at(24),
-                    format!("page {page_no} has LSN {}, past the WAL's last sequence number {}", header.lsn(), self.wal.last_seq),
+                    format!("page {page_no} has LSN {}, past the WAL's last sequence number {}", header.lsn(), self.wal_last_seq),
                 );
             }
         }
-        let last = self.wal.last_images.get(&page_no).cloned();
-        let Some(last) = last else {
+        let Some(last) = logged else {
             match state {
                 SegmentState::Absent => {}
                 SegmentState::Unwritten => self.report.count("unwritten_pages", 1),
@@ -305,18 +759,18 @@ impl<'a> Checker<'a> {
             }
             return None;
         };
-        let image = self.wal.restore(&last).filter(|image| page::verify(image, page_no).is_ok());
-        let image_source = Source::WalImage { seq: last.seq, record_offset: last.record_offset };
+        let image = last.content.filter(|image| page::verify(image, page_no).is_ok());
+        let image_place = Place { page: page_no, within: 0, wal: Some((last.seq, last.record_offset as u64)) };
         let equal = match (&state, &image) {
             (SegmentState::Valid(page, _), Some(image)) => page[..] == image[..],
             _ => false,
         };
         if equal {
             if let SegmentState::Valid(page, _) = state {
-                return Some((PageRef::Borrowed(page), segment_source));
+                return Some((page, segment_place));
             }
         }
-        let describe_last = describe_last(&last);
+        let describe_last = format!("last WAL image: record seq {} at WAL offset {}", last.seq, last.record_offset);
         if !self.clean {
             if !matches!(state, SegmentState::Absent) {
                 self.report.note(
@@ -324,7 +778,7 @@ impl<'a> Checker<'a> {
                     format!("page {page_no} would be rewritten by replay (segment page: {}; {describe_last})", describe_state(&state)),
                 );
             }
-            return image.map(|image| (PageRef::Owned(image), image_source));
+            return image.map(|image| (image, image_place));
         }
         match state {
             SegmentState::Absent => {} // reported once for its segment file
@@ -333,7 +787,7 @@ impl<'a> Checker<'a> {
             SegmentState::Valid(page, header) => {
                 match &image {
                     Some(image) => {
-                        let first = first_difference(page, image);
+                        let first = first_difference(&page, image);
                         self.report.problem(
                             at(first),
                             format!(
@@ -349,20 +803,20 @@ impl<'a> Checker<'a> {
                         format!("page {page_no} cannot be compared with its last WAL image, which does not verify ({describe_last})"),
                     ),
                 }
-                return Some((PageRef::Borrowed(page), segment_source));
+                return Some((page, segment_place));
             }
         }
-        image.map(|image| (PageRef::Owned(image), image_source))
+        image.map(|image| (image, image_place))
     }
 
-    fn check_document_page(&mut self, page_no: PageNo, page: &PageBytes, source: &Source) {
+    fn check_document_page(&mut self, page_no: PageNo, page: &PageBytes, place: Place) {
         self.report.count("document_pages", 1);
         let records = match slotted::check_document_page(page) {
             Ok(records) => records,
             Err(error) => {
                 self.report.problem(
-                    source.location(page_no, error.offset),
-                    format!("document page {page_no}{}: slotted structure: {error}", source.suffix()),
+                    Place { within: error.offset as u32, ..place }.location(self.space),
+                    format!("document page {page_no}{}: slotted structure: {error}", place.suffix()),
                 );
                 return;
             }
@@ -370,155 +824,110 @@ impl<'a> Checker<'a> {
         for (slot, bytes) in records {
             // check_document_page has bounded every slot of this page.
             let record_offset = slotted::slot(page, slot).map(|(offset, _)| offset).unwrap_or(0);
-            let location = source.location(page_no, record_offset);
+            let record_place = Place { within: record_offset as u32, ..place };
             let locator = Locator { page: page_no, slot };
             match slotted::decode_slot_record(bytes) {
                 Err(error) => self.report.problem(
-                    source.location(page_no, record_offset + error.offset),
-                    format!("page {page_no} slot {slot}{}: record does not decode: {error}", source.suffix()),
+                    Place { within: (record_offset + error.offset) as u32, ..place }.location(self.space),
+                    format!("page {page_no} slot {slot}{}: record does not decode: {error}", place.suffix()),
                 ),
                 Ok(SlotRecord::Inline(document)) => {
-                    let location = source.location(page_no, record_offset + 1);
-                    self.check_document(document, locator, location, &source.suffix());
+                    let document_place = Place { within: record_offset as u32 + 1, ..place };
+                    self.sink.check_document(self.space, document, locator, document_place, &mut self.report);
                 }
                 Ok(SlotRecord::Overflow { length, first_page }) => {
-                    self.stubs.push(Stub { locator, length, first_page: PageNo(first_page), location })
+                    self.stubs.push(Stub { locator, length, first_page: PageNo(first_page), place: record_place })
                 }
             }
         }
-    }
-
-    /// Every overflow page is in exactly one chain, each chain holds its
-    /// stub's length, and the documents they hold are checked.
-    fn check_overflow_chains(&mut self) {
-        let mut claimed: BTreeMap<PageNo, Locator> = BTreeMap::new();
-        let stubs = std::mem::take(&mut self.stubs);
-        for stub in &stubs {
-            let owner = format!("overflow chain of page {} slot {}", stub.locator.page, stub.locator.slot);
-            let needed = slotted::overflow_pages_needed(stub.length as usize);
-            let mut data: Vec<u8> = Vec::with_capacity(stub.length as usize);
-            let mut current = stub.first_page;
-            let mut steps = 0usize;
-            let mut intact = true;
-            while !current.is_none() {
-                if steps == needed {
-                    self.report.problem(
-                        stub.location.clone(),
-                        format!("{owner} is longer than the {needed} pages its {} bytes need (page {current} follows)", stub.length),
-                    );
-                    intact = false;
-                    break;
-                }
-                let Some(page) = self.overflow.get(&current) else {
-                    self.report
-                        .problem(stub.location.clone(), format!("{owner} reaches page {current}, which is not a valid overflow page"));
-                    intact = false;
-                    break;
-                };
-                if let Some(other) = claimed.get(&current) {
-                    self.report.problem(
-                        page.location.clone(),
-                        format!(
-                            "overflow page {current} is in two chains: page {} slot {} and page {} slot {}",
-                            other.page, other.slot, stub.locator.page, stub.locator.slot
-                        ),
-                    );
-                    intact = false;
-                    break;
-                }
-                claimed.insert(current, stub.locator);
-                data.extend_from_slice(&page.data);
-                current = page.next;
-                steps += 1;
-            }
-            if !intact {
-                continue;
-            }
-            if data.len() != stub.length as usize {
-                self.report.problem(stub.location.clone(), format!("{owner} holds {} bytes, its stub says {}", data.len(), stub.length));
-                continue;
-            }
-            self.check_document(&data, stub.locator, stub.location.clone(), "");
-        }
-        let orphans: Vec<(PageNo, Location)> = self
-            .overflow
-            .iter()
-            .filter(|(page_no, _)| !claimed.contains_key(page_no))
-            .map(|(page_no, page)| (*page_no, page.location.clone()))
-            .collect();
-        for (page_no, location) in orphans {
-            self.report.problem(location, format!("overflow page {page_no} belongs to no chain (no document's stub reaches it)"));
-        }
-    }
-
-    fn check_document(&mut self, bytes: &[u8], locator: Locator, location: Location, suffix: &str) {
-        self.report.count("documents", 1);
-        let place = format!("page {} slot {}{suffix}", locator.page, locator.slot);
-        let record = match document::decode_record(bytes) {
-            Ok(record) => record,
-            Err(error) => {
-                self.report.problem(location, format!("document at {place} does not decode: {error}"));
-                return;
-            }
-        };
-        let id = record.body.get("_id").cloned().unwrap_or(Value::Null);
-        let schema_key = (record.schema_id.clone(), record.schema_version.clone());
-        let schema = self.schemas.get(&schema_key);
-        match schema {
-            None => self.report.problem(
-                location.clone(),
-                format!(
-                    "document _id {id} at {place} references schema {}/{}, which has no schema file (AERO_RECOVERY_SCHEMA_MISSING)",
-                    schema_key.0, schema_key.1
-                ),
-            ),
-            Some(schema) => match schema.validate(&Value::Object(record.body.clone())) {
-                Err(error) => self.report.problem(
-                    location.clone(),
-                    format!(
-                        "document _id {id} at {place} does not validate against {}/{}: field '{}' expected {}, got {}",
-                        schema_key.0, schema_key.1, error.path, error.expected, error.got
-                    ),
-                ),
-                Ok(normalized) => {
-                    let stored = Value::Object(record.body.clone()).to_string();
-                    let validated = Value::Object(normalized).to_string();
-                    if stored != validated {
-                        self.report.problem(
-                            location.clone(),
-                            format!("document _id {id} at {place} is not stored as its schema returns it: stored {stored}, validated {validated}"),
-                        );
-                    }
-                }
-            },
-        }
-        if let Some(id_key) = KeyValue::from_json(&id, false).map(|value| key::encode_to_vec(&value)) {
-            let collection_key = (record.schema_id.clone(), id_key);
-            if let Some((other, other_version)) = self.ids.get(&collection_key) {
-                self.report.problem(
-                    location.clone(),
-                    format!(
-                        "duplicate _id {id} in collection {}: {place} (version {}) and page {} slot {} (version {other_version})",
-                        record.schema_id, record.schema_version, other.page, other.slot
-                    ),
-                );
-            } else {
-                self.ids.insert(collection_key, (locator, record.schema_version.clone()));
-            }
-        }
-        let keys = schema.map(|schema| entry_keys(schema, &record.body)).unwrap_or_default();
-        *self.documents.counts.entry(schema_key).or_insert(0) += 1;
-        let document = LiveDocument { schema_id: record.schema_id, schema_version: record.schema_version, id, location, keys };
-        self.documents.by_locator.insert(locator, document);
     }
 }
 
-/// The key each index of `schema` holds for a document body (FORMAT.md,
-/// "Index keys"); none for a body without a valid `_id`.
-pub fn entry_keys(schema: &Schema, body: &serde_json::Map<String, Value>) -> Vec<(String, Vec<u8>)> {
-    let mut keys = Vec::with_capacity(schema.indexes.len());
-    let _ = schema.for_each_index_key(body, |position, key_bytes| keys.push((schema.indexes[position].clone(), key_bytes.to_vec())));
-    keys
+/// Every overflow page is in exactly one chain, each chain holds its stub's
+/// length, and the documents they hold are checked. `overflow` is in page order.
+fn check_overflow_chains(
+    space: &PageSpace,
+    overflow: &[OverflowPage],
+    spills: &[Option<File>],
+    stubs: Vec<Stub>,
+    sink: &mut DocumentSink<'_>,
+    report: &mut Report,
+) {
+    // The stub (1-based) that claimed each overflow page.
+    let mut claimed: Vec<u32> = vec![0; overflow.len()];
+    let find = |page_no: PageNo| overflow.binary_search_by_key(&page_no, |entry| entry.page_no).ok();
+    for (number, stub) in stubs.iter().enumerate() {
+        let owner = format!("overflow chain of page {} slot {}", stub.locator.page, stub.locator.slot);
+        let needed = slotted::overflow_pages_needed(stub.length as usize);
+        let mut data: Vec<u8> = Vec::with_capacity(stub.length as usize);
+        let mut current = stub.first_page;
+        let mut steps = 0usize;
+        let mut intact = true;
+        let location = stub.place.location(space);
+        while !current.is_none() {
+            if steps == needed {
+                report.problem(
+                    location.clone(),
+                    format!("{owner} is longer than the {needed} pages its {} bytes need (page {current} follows)", stub.length),
+                );
+                intact = false;
+                break;
+            }
+            let Some(index) = find(current) else {
+                report.problem(location.clone(), format!("{owner} reaches page {current}, which is not a valid overflow page"));
+                intact = false;
+                break;
+            };
+            let page = &overflow[index];
+            if claimed[index] != 0 {
+                let other = &stubs[claimed[index] as usize - 1].locator;
+                report.problem(
+                    page.place.location(space),
+                    format!(
+                        "overflow page {current} is in two chains: page {} slot {} and page {} slot {}",
+                        other.page, other.slot, stub.locator.page, stub.locator.slot
+                    ),
+                );
+                intact = false;
+                break;
+            }
+            claimed[index] = number as u32 + 1;
+            let start = data.len();
+            data.resize(start + usize::from(page.data_bytes), 0);
+            let read = match page.data {
+                DataAt::Segment(offset) => space
+                    .segments
+                    .get(&page.page_no.segment())
+                    .map(|segment| segment.file.read_exact_at(&mut data[start..], offset).is_ok()),
+                DataAt::Spill(offset) => {
+                    spills[usize::from(page.part)].as_ref().map(|file| file.read_exact_at(&mut data[start..], offset).is_ok())
+                }
+            };
+            if read != Some(true) {
+                report.problem(page.place.location(space), format!("overflow page {current} cannot be read again"));
+                intact = false;
+                break;
+            }
+            current = page.next;
+            steps += 1;
+        }
+        if !intact {
+            continue;
+        }
+        if data.len() != stub.length as usize {
+            report.problem(location, format!("{owner} holds {} bytes, its stub says {}", data.len(), stub.length));
+            continue;
+        }
+        sink.check_document(space, &data, stub.locator, stub.place, report);
+    }
+    for (index, page) in overflow.iter().enumerate() {
+        if claimed[index] == 0 {
+            report.problem(
+                page.place.location(space),
+                format!("overflow page {} belongs to no chain (no document's stub reaches it)", page.page_no),
+            );
+        }
+    }
 }
 
 fn kind_name(kind: u8) -> String {
@@ -528,7 +937,7 @@ fn kind_name(kind: u8) -> String {
     }
 }
 
-fn describe_state(state: &SegmentState<'_>) -> String {
+fn describe_state(state: &SegmentState) -> String {
     match state {
         SegmentState::Absent => "absent".into(),
         SegmentState::Unwritten => "all zero".into(),
@@ -537,13 +946,24 @@ fn describe_state(state: &SegmentState<'_>) -> String {
     }
 }
 
-fn describe_last(last: &LastImage) -> String {
-    format!("last WAL image: record seq {} at WAL offset {}", last.seq, last.record_offset)
-}
-
 /// First byte where two pages differ, looking past the checksum first (a
 /// changed page always has a changed checksum; the byte after it says more).
 fn first_difference(a: &PageBytes, b: &PageBytes) -> usize {
     let past_checksum = a[4..].iter().zip(b[4..].iter()).position(|(x, y)| x != y).map(|index| index + 4);
     past_checksum.unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn order_and_number_form_matter_when_comparing_documents() {
+        assert!(same_in_order(&json!({"a": 1, "b": [1.5, "x"]}), &json!({"a": 1, "b": [1.5, "x"]})));
+        assert!(!same_in_order(&json!({"a": 1, "b": 2}), &json!({"b": 2, "a": 1})));
+        assert!(!same_in_order(&json!({"a": 1}), &json!({"a": 1.0})));
+        assert!(!same_in_order(&json!(0.0), &json!(-0.0)));
+        assert!(same_in_order(&json!(-7), &json!(-7)));
+    }
 }

@@ -4,8 +4,9 @@
 //! are only trustworthy after a clean shutdown; otherwise these checks are
 //! skipped with a note.)
 //!
-//! A tree is walked breadth first without recursion: nodes of one depth are
-//! visited left to right, so the leaves come out in key order. Per node:
+//! A tree is walked depth first without recursion (one frame per level, so
+//! memory follows the tree's height, not its size); children are visited
+//! left to right, so the leaves come out in key order. Per node:
 //! `page::verify`, `btree::check_node` (cells, key order inside the node),
 //! level = height - 1 - depth (so every leaf sits at the same depth), keys
 //! inside the range the parent gives the node. Then, over the whole tree: key
@@ -13,8 +14,13 @@
 //! against the real number of entries below it. A page reached twice (inside
 //! one tree or from two trees) is a problem and is not walked again, so the
 //! walk ends on any input.
+//!
+//! Agreement in bounded memory: every leaf entry the walks meet and every
+//! entry the documents should have (from the document checks) are sorted
+//! externally by (tree, key) and merged; an entry with no document is then
+//! looked up by the locator it holds, in locator order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -23,15 +29,20 @@ use aerodb_format::key;
 use aerodb_format::page::{self, PageHeader, HEADER_BYTES};
 use aerodb_format::PageNo;
 
-use crate::database::{Database, INDEXES_DIR, INDEX_DIRECTORY_FILE};
+use aerodb_format::key::KeyValue;
+use aerodb_format::slotted::{self, SlotRecord};
+
+use crate::database::{Database, DATA_DIR, INDEXES_DIR, INDEX_DIRECTORY_FILE};
 use crate::describe::key_text;
+use crate::extsort::{Sorted, Sorter};
 use crate::files::read_small;
 use crate::space::PageSpace;
-use crate::verify::documents::DocumentSet;
+use crate::verify::documents::{entry_prefix, split_prefix, DocumentOutput, ExpectedEntry, TreeIds};
 use crate::verify::metadata::Schemas;
 use crate::verify::progress::Progress;
 use crate::verify::report::{Location, Report};
 use crate::verify::wal::WalView;
+use crate::verify::Limits;
 
 /// Tallest tree accepted in `directory.json` (a tree of fanout 3 this tall
 /// would hold more entries than any database can).
@@ -110,56 +121,40 @@ pub fn parse_directory(bytes: &[u8]) -> Result<Directory, String> {
     Ok(Directory { lsn, trees })
 }
 
-/// One leaf entry, in key order.
-pub struct LeafEntry {
-    pub key: Vec<u8>,
-    pub locator: Locator,
-    pub leaf: PageNo,
-    pub index: usize,
-    pub location: Location,
+/// How the walk of every tree went, for the agreement check.
+struct TreeWalks {
+    /// The walk's leaf entries of every tree the schemas know, sorted like
+    /// the expected entries (see `documents::entry_prefix`); each record
+    /// continues with `[leaf u64][entry index u32][locator page u64][slot u16][cell offset u32]`.
+    entries: Sorter,
+    /// Tree numbers whose walk could not read every node.
+    incomplete: BTreeSet<u16>,
 }
 
-/// What a walk found.
-pub struct Walk {
-    pub entries: Vec<LeafEntry>,
-    /// False when some node could not be read: entries below it are unknown.
-    pub complete: bool,
-}
-
-enum NodeState {
-    Broken,
-    Leaf { entries: u64, prev: PageNo, next: PageNo },
-    Internal { children: Vec<usize> },
-}
-
-struct Node {
-    page_no: PageNo,
-    depth: u64,
-    /// `(parent node, entry index in the parent)`.
-    parent: Option<(usize, usize)>,
-    stored_count: u64,
-    low: Vec<u8>,
-    high: Option<Vec<u8>>,
-    leftmost: bool,
-    state: NodeState,
-}
-
-pub fn check(database: &Database, allow_map: bool, wal: &WalView, schemas: &Schemas, documents: &DocumentSet, report: &mut Report) {
-    let space = PageSpace::open(&database.root, INDEXES_DIR, allow_map);
+pub fn check(
+    database: &Database,
+    wal: &WalView,
+    schemas: &Schemas,
+    trees: &TreeIds,
+    documents: DocumentOutput,
+    limits: &Limits,
+    report: &mut Report,
+) -> Result<(), String> {
+    let space = PageSpace::open(&database.root, INDEXES_DIR);
     check_segment_files(&space, report);
     let location = Location::file(INDEX_DIRECTORY_FILE);
     let bytes = match read_small(&database.path(INDEX_DIRECTORY_FILE)) {
         Ok(bytes) => bytes,
         Err(error) => {
             report.problem(location, format!("index directory (written at every clean shutdown): {error}"));
-            return;
+            return Ok(());
         }
     };
     let directory = match parse_directory(&bytes) {
         Ok(directory) => directory,
         Err(error) => {
             report.problem(location, format!("index directory does not parse: {error}"));
-            return;
+            return Ok(());
         }
     };
     if directory.lsn != wal.last_seq.0 {
@@ -172,23 +167,53 @@ pub fn check(database: &Database, allow_map: bool, wal: &WalView, schemas: &Sche
         );
     }
     check_tree_list(&directory, schemas, report);
-    let mut owners: BTreeMap<PageNo, String> = BTreeMap::new();
+    // The tree (1-based position in the directory) each index page belongs to.
+    let mut owners: Vec<u16> = vec![0; usize::try_from(space.page_capacity()).unwrap_or(0)];
+    let mut walks = TreeWalks { entries: Sorter::new(limits.sorter_budget(), &limits.spill_dir), incomplete: BTreeSet::new() };
     let mut progress = Progress::new("index pages", space.page_capacity());
-    for tree in &directory.trees {
+    for (position, tree) in directory.trees.iter().enumerate() {
         report.count("index_trees", 1);
-        let walk = walk_tree(&space, tree, wal.last_seq.0, &mut owners, report, &mut progress);
-        report.count("index_entries", walk.entries.len() as u64);
         let known =
             schemas.get(&(tree.schema_id.clone(), tree.schema_version.clone())).is_some_and(|schema| schema.is_indexed(&tree.field));
-        if known {
-            check_agreement(tree, &walk, documents, report);
+        let id = if known { trees.id_of(&tree.schema_id, &tree.schema_version, &tree.field) } else { None };
+        let mut walker = Walker {
+            space: &space,
+            tree,
+            labels: &directory.trees,
+            position: position as u16 + 1,
+            id,
+            wal_last_seq: wal.last_seq.0,
+            owners: &mut owners,
+            report,
+            progress: &mut progress,
+            sorter: &mut walks.entries,
+            entries: 0,
+            complete: true,
+            lsn_past_wal: (0, PageNo::NONE, 0),
+            previous_leaf: None,
+            sibling_problems: Vec::new(),
+            scratch: Vec::new(),
+            failure: None,
+        };
+        walker.walk();
+        let (entries, complete, failure) = (walker.entries, walker.complete, walker.failure);
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        report.count("index_entries", entries);
+        if let (Some(id), false) = (id, complete) {
+            walks.incomplete.insert(id);
+            report.note(
+                Location::file(INDEX_DIRECTORY_FILE),
+                format!("tree {}: some nodes could not be read, so documents were not checked for missing entries", tree.label()),
+            );
         }
     }
     progress.finish();
     let unreachable: Vec<PageNo> = space
         .page_numbers()
-        .filter(|page_no| !owners.contains_key(page_no))
-        .filter(|page_no| space.page(*page_no).is_some_and(|page| !page::is_unwritten(page)))
+        .filter(|page_no| owners.get(page_no.0 as usize).is_some_and(|owner| *owner == 0))
+        .filter(|page_no| space.page(*page_no).is_some_and(|page| !page::is_unwritten(&page)))
         .collect();
     if let Some(first) = unreachable.first() {
         report.note(
@@ -196,6 +221,13 @@ pub fn check(database: &Database, allow_map: bool, wal: &WalView, schemas: &Sche
             format!("{} written index pages belong to no tree (first: page {first}); they are unused", unreachable.len()),
         );
     }
+    drop(owners);
+    if let Some(expected) = documents.expected {
+        let data = PageSpace::open(&database.root, DATA_DIR);
+        check_agreement(&space, &data, schemas, trees, expected, walks, limits, report)
+            .map_err(|error| format!("cannot sort the index entries: {error}"))?;
+    }
+    Ok(())
 }
 
 fn check_segment_files(space: &PageSpace, report: &mut Report) {
@@ -252,340 +284,548 @@ fn cell_offset(page: &page::PageBytes, index: usize) -> usize {
     usize::from(u16::from_le_bytes([page[at], page[at + 1]]))
 }
 
-/// Walks one tree; see the module comment.
-pub fn walk_tree(
-    space: &PageSpace,
-    tree: &TreeInfo,
-    wal_last_seq: u64,
-    owners: &mut BTreeMap<PageNo, String>,
-    report: &mut Report,
-    progress: &mut Progress,
-) -> Walk {
-    let label = tree.label();
-    let mut walk = Walk { entries: Vec::new(), complete: true };
-    if tree.height == 0 || tree.height > TREE_HEIGHT_MAX {
-        report.problem(Location::file(INDEX_DIRECTORY_FILE), format!("tree {label}: height {} outside 1..={TREE_HEIGHT_MAX}", tree.height));
-        walk.complete = false;
-        return walk;
-    }
-    let id_only = tree.field == "_id";
-    let mut nodes = vec![Node {
-        page_no: PageNo(tree.root),
-        depth: 0,
-        parent: None,
-        stored_count: tree.entries,
-        low: Vec::new(),
-        high: None,
-        leftmost: true,
-        state: NodeState::Broken,
-    }];
-    // Nodes whose LSN is past the WAL: one problem per tree names them all.
-    let mut lsn_past_wal: Vec<(PageNo, u64)> = Vec::new();
-    let mut cursor = 0;
-    // Every node is visited once; a page is walked at most once (owners), so
-    // the list grows by at most one node's entries per distinct page.
-    while cursor < nodes.len() {
-        let index = cursor;
-        cursor += 1;
-        progress.tick();
-        let page_no = nodes[index].page_no;
-        let at = |within: usize| node_location(space, page_no, within);
-        if let Some(owner) = owners.get(&page_no) {
-            let whose = if *owner == label { "this tree".to_string() } else { format!("tree {owner}") };
-            report.problem(at(0), format!("tree {label}: node page {page_no} is already part of {whose}"));
-            walk.complete = false;
-            continue;
-        }
-        owners.insert(page_no, label.clone());
-        report.count("index_nodes", 1);
-        let Some(page) = space.page(page_no) else {
-            report.problem(at(0), format!("tree {label}: node page {page_no} lies outside the index segment files"));
-            walk.complete = false;
-            continue;
+/// A node to visit: what its parent says of it.
+struct NodeInfo {
+    page_no: PageNo,
+    depth: u64,
+    low: Vec<u8>,
+    high: Option<Vec<u8>>,
+    leftmost: bool,
+    /// The count its parent's entry gives (the directory's, for the root).
+    stored_count: u64,
+    /// `(parent page, parent's cell offset, entry index)`.
+    parent: Option<(PageNo, usize, usize)>,
+}
+
+/// An internal node whose children are being walked.
+struct Frame {
+    info: NodeInfo,
+    /// `(child page, count, key)` of every entry.
+    children: Vec<(PageNo, u64, Vec<u8>, usize)>,
+    next_child: usize,
+    /// Entries below the children walked so far (`None` once one is broken).
+    sum: Option<u64>,
+}
+
+impl Frame {
+    fn child(&self, position: usize) -> NodeInfo {
+        let (child, count, ref key_bytes, offset) = self.children[position];
+        let low = if *key_bytes < self.info.low { self.info.low.clone() } else { key_bytes.clone() };
+        let high = match self.children.get(position + 1) {
+            Some((_, _, next_key, _)) => Some(next_key.clone()),
+            None => self.info.high.clone(),
         };
-        if page::is_unwritten(page) {
-            report.problem(at(0), format!("tree {label}: node page {page_no} is all zero (never written)"));
-            walk.complete = false;
-            continue;
+        NodeInfo {
+            page_no: child,
+            depth: self.info.depth + 1,
+            low,
+            high,
+            leftmost: self.info.leftmost && position == 0,
+            stored_count: count,
+            parent: Some((self.info.page_no, offset, position)),
         }
-        if let Err(error) = page::verify(page, page_no).and_then(|_| btree::check_node(page)) {
-            report.problem(at(error.offset), format!("tree {label}: node page {page_no}: {error}"));
-            walk.complete = false;
-            continue;
+    }
+}
+
+enum Visit {
+    /// A leaf (its entry count) or a node that could not be read (`None`).
+    Done(NodeInfo, Option<u64>),
+    Internal(Frame),
+}
+
+/// The last leaf seen: for key order and sibling links across leaves.
+struct PreviousLeaf {
+    page_no: PageNo,
+    next: PageNo,
+    last_key: Option<(Vec<u8>, usize)>,
+    /// Its prev link's problem, if any (reported with its next link's).
+    prev_problem: Option<(Location, String)>,
+}
+
+/// Walks one tree depth first without recursion; see the module comment.
+/// Memory: one frame per level of the tree.
+struct Walker<'a> {
+    space: &'a PageSpace,
+    tree: &'a TreeInfo,
+    labels: &'a [TreeInfo],
+    /// This tree's 1-based position in the directory.
+    position: u16,
+    /// Its number among the schemas' trees, when the schemas know it.
+    id: Option<u16>,
+    wal_last_seq: u64,
+    owners: &'a mut Vec<u16>,
+    report: &'a mut Report,
+    progress: &'a mut Progress,
+    sorter: &'a mut Sorter,
+    entries: u64,
+    complete: bool,
+    /// Nodes whose LSN is past the WAL: `(count, first page, its LSN)`.
+    lsn_past_wal: (u64, PageNo, u64),
+    previous_leaf: Option<PreviousLeaf>,
+    sibling_problems: Vec<(Location, String)>,
+    scratch: Vec<u8>,
+    failure: Option<String>,
+}
+
+impl Walker<'_> {
+    fn label(&self) -> String {
+        self.tree.label()
+    }
+
+    fn walk(&mut self) {
+        let label = self.label();
+        if self.tree.height == 0 || self.tree.height > TREE_HEIGHT_MAX {
+            self.report.problem(
+                Location::file(INDEX_DIRECTORY_FILE),
+                format!("tree {label}: height {} outside 1..={TREE_HEIGHT_MAX}", self.tree.height),
+            );
+            self.complete = false;
+            return;
         }
-        let header = PageHeader::read(page);
-        if header.lsn().0 > wal_last_seq {
-            lsn_past_wal.push((page_no, header.lsn().0));
+        let root = NodeInfo {
+            page_no: PageNo(self.tree.root),
+            depth: 0,
+            low: Vec::new(),
+            high: None,
+            leftmost: true,
+            stored_count: self.tree.entries,
+            parent: None,
+        };
+        let mut stack: Vec<Frame> = Vec::new();
+        match self.visit(root) {
+            Visit::Done(info, count) => self.complete_node(&info, count),
+            Visit::Internal(frame) => stack.push(frame),
+        }
+        while let Some(top) = stack.last_mut() {
+            if top.next_child < top.children.len() {
+                let child = top.child(top.next_child);
+                top.next_child += 1;
+                match self.visit(child) {
+                    Visit::Done(info, count) => {
+                        self.complete_node(&info, count);
+                        let top = stack.last_mut().expect("the parent frame");
+                        top.sum = top.sum.zip(count).and_then(|(sum, count)| sum.checked_add(count));
+                    }
+                    Visit::Internal(frame) => stack.push(frame),
+                }
+            } else {
+                let frame = stack.pop().expect("a frame");
+                self.complete_node(&frame.info, frame.sum);
+                if let Some(parent) = stack.last_mut() {
+                    parent.sum = parent.sum.zip(frame.sum).and_then(|(sum, count)| sum.checked_add(count));
+                }
+            }
+        }
+        let (count, first, lsn) = self.lsn_past_wal;
+        if count > 0 {
+            self.report.problem(
+                node_location(self.space, first, LSN_OFFSET),
+                format!(
+                    "tree {label}: {count} node page(s) have an LSN past the WAL's last sequence number {} (first: page {first}, LSN {lsn})",
+                    self.wal_last_seq
+                ),
+            );
+        }
+        if let Some(last) = self.previous_leaf.take() {
+            self.finish_leaf_links(last, PageNo::NONE);
+        }
+        if self.complete {
+            for (location, message) in std::mem::take(&mut self.sibling_problems) {
+                self.report.problem(location, message);
+            }
+        }
+    }
+
+    /// Each internal entry's count equals the entries really below it; the
+    /// root's total equals the directory's `entries`.
+    fn complete_node(&mut self, info: &NodeInfo, real: Option<u64>) {
+        let Some(real) = real else {
+            return;
+        };
+        match info.parent {
+            Some((parent_page, offset, position)) if real != info.stored_count => self.report.problem(
+                node_location(self.space, parent_page, offset),
+                format!(
+                    "tree {}: internal node page {parent_page} entry {position} says child page {} holds {} entries; it holds {real}",
+                    self.label(),
+                    info.page_no,
+                    info.stored_count
+                ),
+            ),
+            None if real != self.tree.entries => self.report.problem(
+                Location::file(INDEX_DIRECTORY_FILE),
+                format!("tree {}: the directory says {} entries, the tree holds {real}", self.label(), self.tree.entries),
+            ),
+            _ => {}
+        }
+    }
+
+    fn broken(&mut self, info: NodeInfo) -> Visit {
+        self.complete = false;
+        Visit::Done(info, None)
+    }
+
+    fn visit(&mut self, info: NodeInfo) -> Visit {
+        self.progress.tick();
+        let label = self.label();
+        let page_no = info.page_no;
+        let space = self.space;
+        let at = |within: usize| node_location(space, page_no, within);
+        let slot = usize::try_from(page_no.0).ok().filter(|&slot| slot < self.owners.len());
+        if let Some(slot) = slot {
+            let owner = self.owners[slot];
+            if owner != 0 {
+                let whose = if owner == self.position {
+                    "this tree".to_string()
+                } else {
+                    format!("tree {}", self.labels[usize::from(owner) - 1].label())
+                };
+                self.report.problem(at(0), format!("tree {label}: node page {page_no} is already part of {whose}"));
+                return self.broken(info);
+            }
+            self.owners[slot] = self.position;
+        }
+        self.report.count("index_nodes", 1);
+        let Some(page) = space.page(page_no) else {
+            self.report.problem(at(0), format!("tree {label}: node page {page_no} lies outside the index segment files"));
+            return self.broken(info);
+        };
+        if page::is_unwritten(&page) {
+            self.report.problem(at(0), format!("tree {label}: node page {page_no} is all zero (never written)"));
+            return self.broken(info);
+        }
+        if let Err(error) = page::verify(&page, page_no).and_then(|_| btree::check_node(&page)) {
+            self.report.problem(at(error.offset), format!("tree {label}: node page {page_no}: {error}"));
+            return self.broken(info);
+        }
+        let header = PageHeader::read(&page);
+        if header.lsn().0 > self.wal_last_seq {
+            if self.lsn_past_wal.0 == 0 {
+                self.lsn_past_wal = (0, page_no, header.lsn().0);
+            }
+            self.lsn_past_wal.0 += 1;
         }
         let level = u64::from(header.level.get());
-        let depth = nodes[index].depth;
-        let expected_level = tree.height - 1 - depth;
+        let expected_level = self.tree.height - 1 - info.depth;
         if level != expected_level {
-            report.problem(
+            self.report.problem(
                 at(LEVEL_OFFSET),
                 format!(
                     "tree {label}: node page {page_no} is at level {level}, expected {expected_level} \
-                     (depth {depth} in a tree of height {}): every leaf must sit at the same depth",
-                    tree.height
+                     (depth {} in a tree of height {}): every leaf must sit at the same depth",
+                    info.depth, self.tree.height
                 ),
             );
-            walk.complete = false;
-            continue;
+            return self.broken(info);
         }
-        let entries = btree::entries(page);
-        let (low, high) = (nodes[index].low.clone(), nodes[index].high.clone());
+        let entries = btree::entries(&page);
         for (position, (key_bytes, _)) in entries.iter().enumerate() {
-            let outside = *key_bytes < low || high.as_ref().is_some_and(|high| key_bytes >= high);
+            let outside = *key_bytes < info.low || info.high.as_ref().is_some_and(|high| key_bytes >= high);
             if outside {
-                report.problem(
-                    at(cell_offset(page, position)),
+                self.report.problem(
+                    at(cell_offset(&page, position)),
                     format!(
                         "tree {label}: node page {page_no} entry {position}: key {} lies outside the range [{}, {}) its parent gives it",
                         key_text(key_bytes),
-                        key_text(&low),
-                        high.as_deref().map(key_text).unwrap_or_else(|| "end".into())
+                        key_text(&info.low),
+                        info.high.as_deref().map(key_text).unwrap_or_else(|| "end".into())
                     ),
                 );
             }
         }
         if level == 0 {
-            for (position, (key_bytes, _)) in entries.iter().enumerate() {
-                let location = at(cell_offset(page, position));
-                if let Err(error) = key::decode_entry_key(key_bytes, id_only) {
-                    report.problem(
-                        location.clone(),
-                        format!("tree {label}: leaf page {page_no} entry {position}: key does not decode: {error}"),
-                    );
-                }
-                walk.entries.push(LeafEntry {
-                    key: key_bytes.clone(),
-                    locator: btree::leaf_locator(page, position),
-                    leaf: page_no,
-                    index: position,
-                    location,
-                });
-            }
-            nodes[index].state = NodeState::Leaf { entries: entries.len() as u64, prev: header.prev(), next: header.next() };
-            continue;
+            self.visit_leaf(&page, page_no, &header, &entries);
+            return Visit::Done(info, Some(entries.len() as u64));
         }
         if entries.is_empty() {
-            report.problem(at(0), format!("tree {label}: internal node page {page_no} has no entries"));
-            walk.complete = false;
-            continue;
+            self.report.problem(at(0), format!("tree {label}: internal node page {page_no} has no entries"));
+            return self.broken(info);
         }
-        if nodes[index].leftmost && !entries[0].0.is_empty() {
-            report.problem(
-                at(cell_offset(page, 0)),
+        if info.leftmost && !entries[0].0.is_empty() {
+            self.report.problem(
+                at(cell_offset(&page, 0)),
                 format!("tree {label}: node page {page_no} is the leftmost of level {level}, but its first key is not empty"),
             );
         }
-        let mut children = Vec::with_capacity(entries.len());
-        for position in 0..entries.len() {
-            let (child, count) = btree::internal_child(page, position);
-            let child_low = if entries[position].0 < low { low.clone() } else { entries[position].0.clone() };
-            let child_high = match entries.get(position + 1) {
-                Some((next_key, _)) => Some(next_key.clone()),
-                None => high.clone(),
-            };
-            children.push(nodes.len());
-            nodes.push(Node {
-                page_no: child,
-                depth: depth + 1,
-                parent: Some((index, position)),
-                stored_count: count,
-                low: child_low,
-                high: child_high,
-                leftmost: nodes[index].leftmost && position == 0,
-                state: NodeState::Broken,
-            });
-        }
-        nodes[index].state = NodeState::Internal { children };
+        let children = entries
+            .into_iter()
+            .enumerate()
+            .map(|(position, (key_bytes, _))| {
+                let (child, count) = btree::internal_child(&page, position);
+                (child, count, key_bytes, cell_offset(&page, position))
+            })
+            .collect();
+        Visit::Internal(Frame { info, children, next_child: 0, sum: Some(0) })
     }
-    if let Some(&(first, lsn)) = lsn_past_wal.first() {
-        report.problem(
-            node_location(space, first, LSN_OFFSET),
-            format!(
-                "tree {label}: {} node page(s) have an LSN past the WAL's last sequence number {wal_last_seq} \
-                 (first: page {first}, LSN {lsn})",
-                lsn_past_wal.len()
-            ),
-        );
-    }
-    check_leaf_order(&label, &walk, report);
-    if walk.complete {
-        check_sibling_links(space, &label, tree.height, &nodes, report);
-    }
-    check_counts(space, tree, &nodes, report);
-    walk
-}
 
-/// Keys strictly increase across leaves (inside a leaf, `check_node` saw to it).
-fn check_leaf_order(label: &str, walk: &Walk, report: &mut Report) {
-    for pair in walk.entries.windows(2) {
-        let (before, after) = (&pair[0], &pair[1]);
-        if before.leaf != after.leaf && before.key >= after.key {
-            report.problem(
-                after.location.clone(),
-                format!(
-                    "tree {label}: key order across leaves: leaf page {} entry {} ({}) is not greater than leaf page {} entry {} ({})",
-                    after.leaf,
-                    after.index,
-                    key_text(&after.key),
-                    before.leaf,
-                    before.index,
-                    key_text(&before.key)
-                ),
-            );
-        }
-    }
-}
-
-/// Each leaf's prev/next name its neighbours in key order (none at the ends).
-fn check_sibling_links(space: &PageSpace, label: &str, height: u64, nodes: &[Node], report: &mut Report) {
-    let leaves: Vec<&Node> = nodes.iter().filter(|node| node.depth == height - 1).collect();
-    for (position, leaf) in leaves.iter().enumerate() {
-        let NodeState::Leaf { prev, next, .. } = leaf.state else {
-            continue;
-        };
-        let expected_prev = if position == 0 { PageNo::NONE } else { leaves[position - 1].page_no };
-        let expected_next = leaves.get(position + 1).map(|node| node.page_no).unwrap_or(PageNo::NONE);
-        let show = |page_no: PageNo| {
-            if page_no.is_none() {
-                "none".to_string()
-            } else {
-                page_no.to_string()
-            }
-        };
-        if prev != expected_prev {
-            report.problem(
-                node_location(space, leaf.page_no, PREV_OFFSET),
-                format!("tree {label}: leaf page {} has prev {}, expected {}", leaf.page_no, show(prev), show(expected_prev)),
-            );
-        }
-        if next != expected_next {
-            report.problem(
-                node_location(space, leaf.page_no, NEXT_OFFSET),
-                format!("tree {label}: leaf page {} has next {}, expected {}", leaf.page_no, show(next), show(expected_next)),
-            );
-        }
-    }
-}
-
-/// Each internal entry's count equals the entries really below it; the root's
-/// total equals the directory's `entries`.
-fn check_counts(space: &PageSpace, tree: &TreeInfo, nodes: &[Node], report: &mut Report) {
-    let label = tree.label();
-    let mut actual: Vec<Option<u64>> = vec![None; nodes.len()];
-    // Children always come after their parent in `nodes`.
-    for index in (0..nodes.len()).rev() {
-        actual[index] = match &nodes[index].state {
-            NodeState::Broken => None,
-            NodeState::Leaf { entries, .. } => Some(*entries),
-            NodeState::Internal { children } => {
-                children.iter().try_fold(0u64, |sum, &child| actual[child].and_then(|count| sum.checked_add(count)))
-            }
-        };
-    }
-    for (index, node) in nodes.iter().enumerate() {
-        let (Some((parent, position)), Some(real)) = (node.parent, actual[index]) else {
-            continue;
-        };
-        if real != node.stored_count {
-            let parent_page = nodes[parent].page_no;
-            let offset = space.page(parent_page).map(|page| cell_offset(page, position)).unwrap_or(0);
-            report.problem(
-                node_location(space, parent_page, offset),
-                format!(
-                    "tree {label}: internal node page {parent_page} entry {position} says child page {} holds {} entries; it holds {real}",
-                    node.page_no, node.stored_count
-                ),
-            );
-        }
-    }
-    if let Some(real) = actual.first().copied().flatten() {
-        if real != tree.entries {
-            report.problem(
-                Location::file(INDEX_DIRECTORY_FILE),
-                format!("tree {label}: the directory says {} entries, the tree holds {real}", tree.entries),
-            );
-        }
-    }
-}
-
-/// Every document of the tree's schema version has exactly its entry, and
-/// every entry points at a live document whose key is the entry's key.
-fn check_agreement(tree: &TreeInfo, walk: &Walk, documents: &DocumentSet, report: &mut Report) {
-    let label = tree.label();
-    let mut expected: BTreeMap<&[u8], Locator> = BTreeMap::new();
-    for (locator, document) in &documents.by_locator {
-        if document.schema_id != tree.schema_id || document.schema_version != tree.schema_version {
-            continue;
-        }
-        for (field, key_bytes) in &document.keys {
-            if *field == tree.field {
-                expected.entry(key_bytes.as_slice()).or_insert(*locator);
-            }
-        }
-    }
-    let mut matched: BTreeSet<&[u8]> = BTreeSet::new();
-    for entry in &walk.entries {
-        let place = format!("tree {label}: leaf page {} entry {} (key {})", entry.leaf, entry.index, key_text(&entry.key));
-        let target = format!("page {} slot {}", entry.locator.page, entry.locator.slot);
-        match expected.get(entry.key.as_slice()) {
-            Some(locator) => {
-                matched.insert(entry.key.as_slice());
-                if *locator != entry.locator {
-                    report.problem(
-                        entry.location.clone(),
-                        format!("{place} points at {target}, but that document is at page {} slot {}", locator.page, locator.slot),
+    fn visit_leaf(&mut self, page: &page::PageBytes, page_no: PageNo, header: &PageHeader, entries: &[(Vec<u8>, Vec<u8>)]) {
+        let label = self.label();
+        let id_only = self.tree.field == "_id";
+        let at = |within: usize| node_location(self.space, page_no, within);
+        // Keys strictly increase across leaves (inside a leaf, check_node saw to it).
+        if let (Some(previous), Some((first, _))) = (&self.previous_leaf, entries.first()) {
+            if let Some((last_key, last_index)) = &previous.last_key {
+                if first <= last_key {
+                    self.report.problem(
+                        at(cell_offset(page, 0)),
+                        format!(
+                            "tree {label}: key order across leaves: leaf page {page_no} entry 0 ({}) is not greater than leaf page {} entry {last_index} ({})",
+                            key_text(first),
+                            previous.page_no,
+                            key_text(last_key)
+                        ),
                     );
                 }
             }
-            None => {
-                let message = match documents.by_locator.get(&entry.locator) {
-                    None => format!("{place} points at {target}, where there is no live document"),
-                    Some(document) if document.schema_id != tree.schema_id || document.schema_version != tree.schema_version => {
-                        format!("{place} points at {target}, which holds a document of {}/{}", document.schema_id, document.schema_version)
-                    }
-                    Some(document) => match document.keys.iter().find(|(field, _)| *field == tree.field) {
-                        Some((_, own)) => format!(
-                            "{place} points at document _id {} at {target}, whose key in this index is {}",
-                            document.id,
-                            key_text(own)
+        }
+        for (position, (key_bytes, _)) in entries.iter().enumerate() {
+            let offset = cell_offset(page, position);
+            if let Err(error) = key::decode_entry_key(key_bytes, id_only) {
+                self.report
+                    .problem(at(offset), format!("tree {label}: leaf page {page_no} entry {position}: key does not decode: {error}"));
+            }
+            self.entries += 1;
+            if let Some(id) = self.id {
+                let locator = btree::leaf_locator(page, position);
+                let out = &mut self.scratch;
+                out.clear();
+                entry_prefix(out, id, key_bytes);
+                out.extend_from_slice(&page_no.0.to_be_bytes());
+                out.extend_from_slice(&(position as u32).to_be_bytes());
+                out.extend_from_slice(&locator.page.0.to_be_bytes());
+                out.extend_from_slice(&locator.slot.to_be_bytes());
+                out.extend_from_slice(&(offset as u32).to_be_bytes());
+                if let Err(error) = self.sorter.push(out) {
+                    self.failure.get_or_insert_with(|| format!("cannot sort the index entries: {error}"));
+                }
+            }
+        }
+        // Each leaf's prev/next name its neighbours in key order (none at the ends).
+        let previous_page = self.previous_leaf.as_ref().map_or(PageNo::NONE, |previous| previous.page_no);
+        let prev_problem = (header.prev() != previous_page).then(|| {
+            (
+                node_location(self.space, page_no, PREV_OFFSET),
+                format!("tree {label}: leaf page {page_no} has prev {}, expected {}", link(header.prev()), link(previous_page)),
+            )
+        });
+        let last_key = entries.last().map(|(key_bytes, _)| (key_bytes.clone(), entries.len() - 1));
+        let current = PreviousLeaf { page_no, next: header.next(), last_key, prev_problem };
+        if let Some(previous) = self.previous_leaf.replace(current) {
+            self.finish_leaf_links(previous, page_no);
+        }
+    }
+
+    fn finish_leaf_links(&mut self, leaf: PreviousLeaf, expected_next: PageNo) {
+        if let Some(problem) = leaf.prev_problem {
+            self.sibling_problems.push(problem);
+        }
+        if leaf.next != expected_next {
+            self.sibling_problems.push((
+                node_location(self.space, leaf.page_no, NEXT_OFFSET),
+                format!("tree {}: leaf page {} has next {}, expected {}", self.label(), leaf.page_no, link(leaf.next), link(expected_next)),
+            ));
+        }
+    }
+}
+
+fn link(page_no: PageNo) -> String {
+    if page_no.is_none() {
+        "none".to_string()
+    } else {
+        page_no.to_string()
+    }
+}
+
+/// Every document of a tree's schema version has exactly its entry, and
+/// every entry points at a live document whose key is the entry's key: a
+/// merge of the expected entries with the walk's, both sorted by (tree,
+/// key). Entries with no expected one are then looked up by locator.
+#[allow(clippy::too_many_arguments)]
+fn check_agreement(
+    space: &PageSpace,
+    data: &PageSpace,
+    schemas: &Schemas,
+    trees: &TreeIds,
+    mut expected: Sorted,
+    walks: TreeWalks,
+    limits: &Limits,
+    report: &mut Report,
+) -> std::io::Result<()> {
+    let mut walked = walks.entries.finish()?;
+    let mut unmatched = Sorter::new(limits.sorter_budget(), &limits.spill_dir);
+    let mut x: Option<Vec<u8>> = expected.next()?.map(<[u8]>::to_vec);
+    let mut w: Option<Vec<u8>> = walked.next()?.map(<[u8]>::to_vec);
+    // Whether some walked entry had the current expected entry's key.
+    let mut x_matched = false;
+    loop {
+        let order = match (&x, &w) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(x), Some(w)) => split_prefix(x).0.cmp(split_prefix(w).0),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let record = x.take().expect("an expected entry");
+                let entry = ExpectedEntry::decode(&record);
+                if !x_matched && !walks.incomplete.contains(&entry.tree) {
+                    report.problem(
+                        entry.place.location(data),
+                        format!(
+                            "tree {} has no entry for document _id {} at page {} slot {} (key {})",
+                            trees.label(entry.tree),
+                            id_text(entry.key, &trees.trees[usize::from(entry.tree)].2),
+                            entry.locator.page,
+                            entry.locator.slot,
+                            key_text(entry.key)
                         ),
-                        None => format!(
-                            "{place} points at document _id {} at {target}, which has no value for '{}' (it should have no entry)",
-                            document.id, tree.field
+                    );
+                }
+                // Equal keys after the first add nothing (the first one is the document's).
+                let prefix = split_prefix(&record).0.to_vec();
+                x = expected.next()?.map(<[u8]>::to_vec);
+                while x.as_ref().is_some_and(|next| split_prefix(next).0 == prefix.as_slice()) {
+                    x = expected.next()?.map(<[u8]>::to_vec);
+                }
+                x_matched = false;
+            }
+            std::cmp::Ordering::Equal => {
+                let record = w.take().expect("a walked entry");
+                let entry = WalkedEntry::decode(&record);
+                let wanted = ExpectedEntry::decode(x.as_ref().expect("an expected entry"));
+                x_matched = true;
+                if wanted.locator != entry.locator {
+                    report.problem(
+                        entry.location(space),
+                        format!(
+                            "{} points at {}, but that document is at page {} slot {}",
+                            entry.place(trees),
+                            entry.target(),
+                            wanted.locator.page,
+                            wanted.locator.slot
                         ),
-                    },
-                };
-                report.problem(entry.location.clone(), message);
+                    );
+                }
+                w = walked.next()?.map(<[u8]>::to_vec);
+            }
+            std::cmp::Ordering::Greater => {
+                let record = w.take().expect("a walked entry");
+                // Looked up later by locator: [locator][the walked record].
+                let entry = WalkedEntry::decode(&record);
+                let mut keyed = Vec::with_capacity(10 + record.len());
+                keyed.extend_from_slice(&entry.locator.page.0.to_be_bytes());
+                keyed.extend_from_slice(&entry.locator.slot.to_be_bytes());
+                keyed.extend_from_slice(&record);
+                unmatched.push(&keyed)?;
+                w = walked.next()?.map(<[u8]>::to_vec);
             }
         }
     }
-    if !walk.complete {
-        report.note(
-            Location::file(INDEX_DIRECTORY_FILE),
-            format!("tree {label}: some nodes could not be read, so documents were not checked for missing entries"),
-        );
-        return;
-    }
-    for (key_bytes, locator) in &expected {
-        if matched.contains(key_bytes) {
-            continue;
-        }
-        let Some(document) = documents.by_locator.get(locator) else {
-            continue;
+    let mut unmatched = unmatched.finish()?;
+    let mut cache: Option<(PageNo, Option<Box<page::PageBytes>>)> = None;
+    while let Some(keyed) = unmatched.next()? {
+        let entry = WalkedEntry::decode(&keyed[10..]);
+        let place = entry.place(trees);
+        let target = entry.target();
+        let (schema_id, schema_version, field) = &trees.trees[usize::from(entry.tree)];
+        let message = match live_document(data, entry.locator, &mut cache) {
+            None => format!("{place} points at {target}, where there is no live document"),
+            Some(record) if record.schema_id != *schema_id || record.schema_version != *schema_version => {
+                format!("{place} points at {target}, which holds a document of {}/{}", record.schema_id, record.schema_version)
+            }
+            Some(record) => {
+                let id = record.body.get("_id").cloned().unwrap_or(Value::Null);
+                let schema = schemas.get(&(record.schema_id.clone(), record.schema_version.clone()));
+                let own = schema.and_then(|schema| {
+                    let position = schema.indexes.iter().position(|index| index == field)?;
+                    let mut own = None;
+                    let _ = schema.for_each_index_key(&record.body, |at, key_bytes| {
+                        if at == position {
+                            own = Some(key_bytes.to_vec());
+                        }
+                    });
+                    own
+                });
+                match own {
+                    Some(own) => format!("{place} points at document _id {id} at {target}, whose key in this index is {}", key_text(&own)),
+                    None => format!(
+                        "{place} points at document _id {id} at {target}, which has no value for '{field}' (it should have no entry)"
+                    ),
+                }
+            }
         };
-        report.problem(
-            document.location.clone(),
-            format!(
-                "tree {label} has no entry for document _id {} at page {} slot {} (key {})",
-                document.id,
-                locator.page,
-                locator.slot,
-                key_text(key_bytes)
-            ),
-        );
+        report.problem(entry.location(space), message);
+    }
+    Ok(())
+}
+
+/// The `_id` part of an entry key, as JSON text.
+fn id_text(key_bytes: &[u8], field: &str) -> String {
+    match key::decode_entry_key(key_bytes, field == "_id") {
+        Ok((_, KeyValue::Int(value))) => value.to_string(),
+        Ok((_, KeyValue::String(text))) => Value::String(text).to_string(),
+        _ => key_text(key_bytes),
+    }
+}
+
+/// The document a locator names, read from its segment page (after a clean
+/// shutdown the segment pages are the database; a damaged one is reported
+/// by the document checks).
+fn live_document(
+    data: &PageSpace,
+    locator: Locator,
+    cache: &mut Option<(PageNo, Option<Box<page::PageBytes>>)>,
+) -> Option<aerodb_format::document::DocumentRecord> {
+    if cache.as_ref().is_none_or(|(page_no, _)| *page_no != locator.page) {
+        let page = data.page(locator.page).filter(|page| page::verify(page, locator.page).is_ok());
+        *cache = Some((locator.page, page));
+    }
+    let page = cache.as_ref()?.1.as_ref()?;
+    let records = slotted::check_document_page(page).ok()?;
+    let (_, bytes) = records.into_iter().find(|(slot, _)| *slot == locator.slot)?;
+    match slotted::decode_slot_record(bytes).ok()? {
+        SlotRecord::Inline(document) => aerodb_format::document::decode_record(document).ok(),
+        SlotRecord::Overflow { length, first_page } => {
+            let document = crate::inspect::summary::read_chain(data, PageNo(first_page), length as usize)?;
+            aerodb_format::document::decode_record(&document).ok()
+        }
+    }
+}
+
+/// One walked leaf entry, as the sort holds it.
+struct WalkedEntry<'a> {
+    tree: u16,
+    key: &'a [u8],
+    leaf: PageNo,
+    index: u32,
+    locator: Locator,
+    cell_offset: u32,
+}
+
+impl WalkedEntry<'_> {
+    fn decode(record: &[u8]) -> WalkedEntry<'_> {
+        let (_, tree, key, rest) = split_prefix(record);
+        let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at = |at: usize| u32::from_be_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
+        WalkedEntry {
+            tree,
+            key,
+            leaf: PageNo(u64_at(0)),
+            index: u32_at(8),
+            locator: Locator { page: PageNo(u64_at(12)), slot: u16::from_be_bytes([rest[20], rest[21]]) },
+            cell_offset: u32_at(22),
+        }
+    }
+
+    fn location(&self, space: &PageSpace) -> Location {
+        node_location(space, self.leaf, self.cell_offset as usize)
+    }
+
+    fn place(&self, trees: &TreeIds) -> String {
+        format!("tree {}: leaf page {} entry {} (key {})", trees.label(self.tree), self.leaf, self.index, key_text(self.key))
+    }
+
+    fn target(&self) -> String {
+        format!("page {} slot {}", self.locator.page, self.locator.slot)
     }
 }

@@ -11,6 +11,14 @@
 //!
 //! Every problem is reported; no check stops at the first one. The report
 //! holds findings in the order they were found, which follows the files.
+//!
+//! Memory is bounded by construction ([`Limits`]): files are read by offset
+//! in bounded buffers, never mapped; whatever grows with the number of
+//! records, documents or index entries goes through external sorts
+//! ([`crate::extsort`]) whose buffers share a fixed part of the bound and
+//! spill to temporary files beyond it. What remains in memory grows only
+//! with the number of segment files and of overflow pages (a few dozen bytes
+//! each), and the findings kept are capped ([`report::FINDINGS_KEPT_MAX`]).
 
 pub mod documents;
 pub mod indexes;
@@ -19,30 +27,66 @@ pub mod progress;
 pub mod report;
 pub mod wal;
 
+use std::path::PathBuf;
+
 use crate::database::{Database, CLEAN_SHUTDOWN_FILE, DATA_DIR};
 use crate::space::PageSpace;
 use report::{Location, Report};
 
-/// Runs every check on `database`. `allow_map` lets large files be mapped
-/// (pass false when a running process holds the LOCK).
-pub fn run(database: &Database, allow_map: bool) -> Report {
+/// How much memory verify may use, and where it spills.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The bound on the memory verify's data structures take (the config's
+    /// `max_memory_bytes`, or `--memory`).
+    pub memory_bytes: u64,
+    /// Where sorted runs that do not fit go (unnamed temporary files).
+    pub spill_dir: PathBuf,
+    /// Threads checking the document space.
+    pub threads: usize,
+}
+
+/// Sort buffers that can be alive at once (two parts' WAL entries, `_id`
+/// keys and expected index entries, plus the main thread's and the walk's):
+/// each gets this share of the bound, so together they take under a third.
+pub const SORT_BUFFER_SHARES: u64 = 32;
+
+impl Limits {
+    pub fn new(memory_bytes: u64, spill_dir: PathBuf) -> Limits {
+        let threads = std::thread::available_parallelism().map(|count| count.get()).unwrap_or(1).clamp(1, 8);
+        Limits { memory_bytes, spill_dir, threads }
+    }
+
+    pub fn sorter_budget(&self) -> usize {
+        usize::try_from(self.memory_bytes / SORT_BUFFER_SHARES).unwrap_or(usize::MAX)
+    }
+}
+
+/// Runs every check on `database`; `Err` when verify itself cannot go on
+/// (its temporary files cannot be written).
+pub fn run(database: &Database, limits: &Limits) -> Result<Report, String> {
     let mut report = Report::default();
     let clean = database.has_clean_shutdown();
     let manifest = metadata::check_manifest(database, &mut report);
     metadata::check_frozen_config(database, &mut report);
     let schemas = metadata::check_schemas(database, &mut report);
-    let wal = wal::check_wal(database, allow_map, manifest.as_ref(), clean, &mut report);
-    let data = PageSpace::open(&database.root, DATA_DIR, allow_map);
-    let documents = documents::check(&data, &wal, &schemas, clean, &mut report);
+    let data = PageSpace::open(&database.root, DATA_DIR);
+    // The page space is split evenly between the threads by page number.
+    let capacity = data.segments.keys().next_back().map_or(0, |last| (last + 1) * aerodb_format::SEGMENT_PAGES);
+    let parts = limits.threads.max(1) as u64;
+    let mut bounds: Vec<u64> = (0..parts).map(|part| capacity * part / parts).collect();
+    bounds.push(u64::MAX);
+    let mut wal = wal::check_wal(database, manifest.as_ref(), clean, bounds, limits, &mut report)?;
+    let trees = documents::TreeIds::new(&schemas);
+    let output = documents::check(&data, &mut wal, &schemas, &trees, clean, limits, &mut report)?;
     let expected = metadata::StateExpectations {
         last_seq: wal.last_seq.0,
         wal_bytes: wal.logical_end,
-        documents: documents.by_locator.len() as u64,
-        document_pages: wal.last_images.keys().next_back().map_or(0, |page_no| page_no.0 + 1),
+        documents: output.documents,
+        document_pages: wal.highest_page.map_or(0, |page_no| page_no.0 + 1),
     };
     metadata::check_state(database, clean, &expected, &mut report);
     if clean {
-        indexes::check(database, allow_map, &wal, &schemas, &documents, &mut report);
+        indexes::check(database, &wal, &schemas, &trees, output, limits, &mut report)?;
     } else {
         report.note(
             Location::file(CLEAN_SHUTDOWN_FILE),
@@ -50,5 +94,5 @@ pub fn run(database: &Database, allow_map: bool) -> Report {
              and only trustworthy after a clean shutdown)",
         );
     }
-    report
+    Ok(report)
 }

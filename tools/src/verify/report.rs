@@ -82,12 +82,18 @@ impl Finding {
     }
 }
 
+/// Findings kept with their text; past this many, findings are only counted
+/// (a database damaged everywhere must not make the report itself unbounded).
+pub const FINDINGS_KEPT_MAX: usize = 10_000;
+
 /// Everything verify found, in the order it was found, and the counts of
 /// what it checked.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
     pub checked: BTreeMap<&'static str, u64>,
+    /// Findings past [`FINDINGS_KEPT_MAX`], counted by level.
+    pub omitted: BTreeMap<Level, u64>,
 }
 
 impl Report {
@@ -104,7 +110,24 @@ impl Report {
     }
 
     fn push(&mut self, level: Level, location: Location, message: String) {
+        if self.findings.len() >= FINDINGS_KEPT_MAX {
+            *self.omitted.entry(level).or_insert(0) += 1;
+            return;
+        }
         self.findings.push(Finding { level, location, message });
+    }
+
+    /// Appends `other`'s findings (after this report's) and adds its counts.
+    pub fn append(&mut self, other: Report) {
+        for finding in other.findings {
+            self.push(finding.level, finding.location, finding.message);
+        }
+        for (level, count) in other.omitted {
+            *self.omitted.entry(level).or_insert(0) += count;
+        }
+        for (name, count) in other.checked {
+            self.count(name, count);
+        }
     }
 
     /// Adds `amount` to the counter `name`.
@@ -113,7 +136,8 @@ impl Report {
     }
 
     pub fn count_of(&self, level: Level) -> usize {
-        self.findings.iter().filter(|finding| finding.level == level).count()
+        let omitted = self.omitted.get(&level).copied().unwrap_or(0) as usize;
+        self.findings.iter().filter(|finding| finding.level == level).count() + omitted
     }
 
     pub fn problems(&self) -> impl Iterator<Item = &Finding> {
@@ -152,6 +176,12 @@ impl Report {
                 Level::Note => "NOTE",
             };
             out.push_str(&format!("{label} {}: {}\n", finding.location.render(), finding.message));
+        }
+        let omitted: u64 = self.omitted.values().sum();
+        if omitted > 0 {
+            out.push_str(&format!(
+                "... and {omitted} more finding(s), counted below but not listed (only the first {FINDINGS_KEPT_MAX} are kept)\n"
+            ));
         }
         let checked: Vec<String> = self.checked.iter().map(|(name, count)| format!("{name}={count}")).collect();
         out.push_str(&format!(
