@@ -93,6 +93,12 @@ impl<'a> Window<'a> {
         self.source.length()
     }
 
+    /// Forgets the buffered bytes: the next read goes to the file again
+    /// (for a file another process is writing).
+    pub fn invalidate(&mut self) {
+        self.buf.clear();
+    }
+
     /// The bytes `[at, at + len)`, cut at the end of the source.
     pub fn get(&mut self, at: u64, len: usize) -> std::io::Result<&[u8]> {
         let end = at.saturating_add(len as u64).min(self.source.length());

@@ -162,6 +162,9 @@ impl WalScan {
     }
 }
 
+/// A decoded record's parts: length, seq, op, schema id and version, `_id`, page entries.
+type DecodedRecord = (usize, SeqNo, WalOp, String, String, Value, Vec<ImageRef>);
+
 /// Bytes read ahead per `pread` by a scan.
 pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -175,13 +178,38 @@ pub struct Scanner<'a> {
     last_seq: SeqNo,
     logical_end: u64,
     done: bool,
+    live: bool,
 }
+
+/// Times a scan of a log being written re-reads a damaged record, and the
+/// first pause (each later one is four times longer).
+pub const LIVE_RETRIES: u32 = 3;
+pub const LIVE_RETRY_PAUSE_MS: u64 = 10;
 
 impl<'a> Scanner<'a> {
     pub fn new(source: &'a dyn ReadAt) -> Scanner<'a> {
         let window = Window::new(source, SCAN_CHUNK_BYTES);
         let logical_end = (WAL_HEADER_BYTES as u64).min(source.length());
-        Scanner { window, position: WAL_HEADER_BYTES as u64, expected_seq: Some(1), last_seq: SeqNo(0), logical_end, done: false }
+        Scanner {
+            window,
+            position: WAL_HEADER_BYTES as u64,
+            expected_seq: Some(1),
+            last_seq: SeqNo(0),
+            logical_end,
+            done: false,
+            live: false,
+        }
+    }
+
+    /// A scan of a log a running server may be appending to. Records are
+    /// never rewritten once written, so every complete record read is what
+    /// the server wrote; but the bytes after the last one may be in flight.
+    /// So: the scan ends at the first unwritten (zero) record start instead
+    /// of looking further, and a damaged record is read again from the file
+    /// (up to [`LIVE_RETRIES`] times, after growing pauses) before it is
+    /// reported, so a record caught half written is not taken for damage.
+    pub fn live(source: &'a dyn ReadAt) -> Scanner<'a> {
+        Scanner { live: true, ..Scanner::new(source) }
     }
 
     /// The file's header.
@@ -296,6 +324,46 @@ impl<'a> Scanner<'a> {
         Ok(None)
     }
 
+    /// Decodes the record at `position` into owned parts.
+    #[allow(clippy::type_complexity)]
+    fn decode_at(&mut self, position: u64, remaining: u64) -> std::io::Result<Result<DecodedRecord, RecordError>> {
+        let head = self.window.get(position, 4)?;
+        let claimed = if head.len() == 4 { u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize } else { 0 };
+        // Enough bytes for decode_record to judge: the whole record when its
+        // length is possible, else just the length field.
+        let span = if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed) { claimed } else { 4 };
+        let span = (span as u64).min(remaining) as usize;
+        let bytes = self.window.get(position, span)?;
+        let base = position as usize;
+        Ok(decode_record(bytes).map(|record| {
+            let start = bytes.as_ptr() as usize;
+            let offset_of = |inner: &[u8]| base + (inner.as_ptr() as usize - start);
+            let pages: Vec<ImageRef> = record
+                .pages
+                .iter()
+                .map(|change| match change {
+                    PageChange::Image(image) => ImageRef {
+                        page_no: image.page_no,
+                        delta: false,
+                        lower: image.lower,
+                        upper: image.upper,
+                        image_offset: offset_of(image.image),
+                        image_bytes: image.image.len(),
+                    },
+                    PageChange::Delta(delta) => ImageRef {
+                        page_no: delta.page_no,
+                        delta: true,
+                        lower: 0,
+                        upper: 0,
+                        image_offset: offset_of(delta.encoded),
+                        image_bytes: delta.encoded.len(),
+                    },
+                })
+                .collect();
+            (record.length, record.seq, record.op, record.schema_id, record.schema_version, record.id, pages)
+        }))
+    }
+
     /// A damaged record at the scan position: corruption when a valid record
     /// follows (the scan goes on from there), else `on_end`.
     fn damaged(&mut self, error: DecodeError, on_end: impl FnOnce(&mut Self) -> std::io::Result<ScanEntry>) -> Option<ScanEntry> {
@@ -331,6 +399,16 @@ impl Iterator for Scanner<'_> {
             return None;
         }
         let position = self.position;
+        if self.live {
+            match self.window.get(position, 4) {
+                Ok(head) if aerodb_format::all_zero(head) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(error) => return self.unreadable(position, error),
+            }
+        }
         match self.zeros_to_end(position) {
             // Zeros to the end of the file: the logical end of a
             // preallocated log, not a torn tail (FORMAT.md section 5).
@@ -342,47 +420,20 @@ impl Iterator for Scanner<'_> {
             Err(error) => return self.unreadable(position, error),
         }
         let remaining = self.window.length() - position;
-        let head = match self.window.get(position, 4) {
-            Ok(head) => head,
-            Err(error) => return self.unreadable(position, error),
-        };
-        let claimed = if head.len() == 4 { u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize } else { 0 };
-        // Enough bytes for decode_record to judge: the whole record when its
-        // length is possible, else just the length field.
-        let span = if (RECORD_MIN_BYTES..=RECORD_MAX_BYTES).contains(&claimed) { claimed } else { 4 };
-        let span = (span as u64).min(remaining) as usize;
-        let bytes = match self.window.get(position, span) {
-            Ok(bytes) => bytes,
-            Err(error) => return self.unreadable(position, error),
-        };
         let base = position as usize;
-        let decoded = decode_record(bytes).map(|record| {
-            let start = bytes.as_ptr() as usize;
-            let offset_of = |inner: &[u8]| base + (inner.as_ptr() as usize - start);
-            let pages: Vec<ImageRef> = record
-                .pages
-                .iter()
-                .map(|change| match change {
-                    PageChange::Image(image) => ImageRef {
-                        page_no: image.page_no,
-                        delta: false,
-                        lower: image.lower,
-                        upper: image.upper,
-                        image_offset: offset_of(image.image),
-                        image_bytes: image.image.len(),
-                    },
-                    PageChange::Delta(delta) => ImageRef {
-                        page_no: delta.page_no,
-                        delta: true,
-                        lower: 0,
-                        upper: 0,
-                        image_offset: offset_of(delta.encoded),
-                        image_bytes: delta.encoded.len(),
-                    },
-                })
-                .collect();
-            (record.length, record.seq, record.op, record.schema_id, record.schema_version, record.id, pages)
-        });
+        let mut attempt = 0;
+        let decoded = loop {
+            let decoded = match self.decode_at(position, remaining) {
+                Ok(decoded) => decoded,
+                Err(error) => return self.unreadable(position, error),
+            };
+            if decoded.is_ok() || !self.live || attempt == LIVE_RETRIES {
+                break decoded;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(LIVE_RETRY_PAUSE_MS << (2 * attempt)));
+            attempt += 1;
+            self.window.invalidate();
+        };
         match decoded {
             Ok((length, seq, op, schema_id, schema_version, id, pages)) => {
                 let sequence_error = match self.expected_seq {

@@ -76,7 +76,7 @@ fn main() {
         }
     };
     // Held until the tool exits: no server opens the database meanwhile.
-    let (_read_lock, _) = database.lock_for_reading("aerodb-inspect");
+    let (_read_lock, not_in_use) = database.lock_for_reading("aerodb-inspect");
     let fail = |error: aerodb_tools::database::CannotRun| -> ! {
         write_stderr(&format!("aerodb-inspect: {error}\n"));
         std::process::exit(EXIT_CANNOT_RUN);
@@ -85,7 +85,7 @@ fn main() {
     let mut out = Output::stdout(EXIT_OK);
     let rendered = match cli.command {
         Command::Wal { from, to, page, id, stats } => {
-            let filter = inspect::wal::WalFilter { range: SeqRange { from, to }, page, id, stats };
+            let filter = inspect::wal::WalFilter { range: SeqRange { from, to }, page, id, stats, live: !not_in_use };
             inspect::wal::run(&database, &filter, cli.json, &mut out).unwrap_or_else(|error| fail(error));
             out.finish();
             std::process::exit(EXIT_OK);

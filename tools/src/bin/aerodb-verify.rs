@@ -41,9 +41,10 @@ fn main() {
         }
     };
     // Held until the tool exits: no server opens the database meanwhile.
-    let (_read_lock, _) = database.lock_for_reading("aerodb-verify");
+    let (_read_lock, not_in_use) = database.lock_for_reading("aerodb-verify");
     let memory = cli.memory.unwrap_or(database.config.max_memory_bytes).max(1);
-    let limits = Limits::new(memory, cli.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    let mut limits = Limits::new(memory, cli.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    limits.live = !not_in_use;
     let report = match verify::run(&database, &limits) {
         Ok(report) => report,
         Err(error) => {

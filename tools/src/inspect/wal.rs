@@ -34,6 +34,8 @@ pub struct WalFilter {
     pub id: Option<String>,
     /// Print a summary by op (records, bytes, pages, images, deltas) instead of the rows.
     pub stats: bool,
+    /// A running server holds the database: read the log as [`Scanner::live`] does.
+    pub live: bool,
 }
 
 impl WalFilter {
@@ -74,7 +76,7 @@ struct Totals {
 /// the size of the log.
 pub fn run(database: &Database, filter: &WalFilter, as_json: bool, out: &mut Output) -> Result<(), CannotRun> {
     let file = ReadFile::open(&database.path(WAL_FILE)).map_err(|error| CannotRun(format!("cannot read {WAL_FILE}: {error}")))?;
-    let mut scanner = Scanner::new(&file);
+    let mut scanner = if filter.live { Scanner::live(&file) } else { Scanner::new(&file) };
     let file_bytes = scanner.file_bytes();
     let header = scanner.header();
     let header_json = match &header {

@@ -374,6 +374,8 @@ struct Part<'a> {
     space: &'a PageSpace,
     wal_last_seq: SeqNo,
     clean: bool,
+    /// A running server may write segment pages while they are read.
+    live: bool,
     number: u16,
     report: Report,
     sink: DocumentSink<'a>,
@@ -600,6 +602,7 @@ impl<'a> Part<'a> {
             space,
             wal_last_seq,
             clean,
+            live: limits.live,
             number,
             report: Report::default(),
             sink: DocumentSink::new(schemas, trees, clean, limits),
@@ -732,8 +735,19 @@ impl<'a> Part<'a> {
                 Err(error) => SegmentState::Invalid(error),
             },
         };
+        let mut state = state;
         if let SegmentState::Valid(_, header) = &state {
-            if header.lsn() > self.wal_last_seq {
+            if header.lsn() > self.wal_last_seq && self.live {
+                // Judged as of the WAL verify read: its version of the page, if it has one.
+                self.report.note(
+                    at(24),
+                    format!("page {page_no} has LSN {}, written by the running server after verify read the WAL", header.lsn()),
+                );
+                if logged.is_none() {
+                    return None;
+                }
+                state = SegmentState::Absent;
+            } else if header.lsn() > self.wal_last_seq {
                 self.report.problem(
                     at(24),
                     format!("page {page_no} has LSN {}, past the WAL's last sequence number {}", header.lsn(), self.wal_last_seq),
@@ -741,6 +755,12 @@ impl<'a> Part<'a> {
             }
         }
         let Some(last) = logged else {
+            if self.live && !matches!(state, SegmentState::Absent | SegmentState::Unwritten) {
+                // Logged after the moment verify read the WAL, or caught half written.
+                self.report
+                    .note(at(0), format!("page {page_no} is written, but not by a WAL record verify read: left to the running server"));
+                return None;
+            }
             match state {
                 SegmentState::Absent => {}
                 SegmentState::Unwritten => self.report.count("unwritten_pages", 1),

@@ -264,7 +264,7 @@ pub fn check_wal(
     };
     let part_count = view.bounds.len() - 1;
     let mut sorters: Vec<Sorter> = (0..part_count).map(|_| Sorter::new(limits.sorter_budget(), &limits.spill_dir)).collect();
-    let mut scanner = Scanner::new(&file);
+    let mut scanner = if limits.live { Scanner::live(&file) } else { Scanner::new(&file) };
     view.file_bytes = scanner.file_bytes();
     report.count("wal_bytes", view.file_bytes);
     match scanner.header() {
@@ -325,6 +325,12 @@ pub fn check_wal(
                 format!(
                     "torn tail of {bytes} bytes at offset {offset} after a clean shutdown: corruption, since a clean \
                      shutdown leaves no unacknowledged write (AERO_WAL_CORRUPTION): {reason}"
+                ),
+            ),
+            ScanEntry::Torn { offset, bytes, reason } if limits.live => report.note(
+                Location::at(WAL_FILE, offset as u64),
+                format!(
+                    "{bytes} bytes at offset {offset} are not a complete record yet (a write in flight in the running server): {reason}"
                 ),
             ),
             ScanEntry::Torn { offset, bytes, reason } => report.warning(
