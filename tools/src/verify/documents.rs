@@ -174,6 +174,8 @@ pub struct DocumentOutput {
     /// The index entries every live document should have, sorted by
     /// (tree, key, locator); see [`ExpectedEntry`]. `None` when not asked for.
     pub expected: Option<Sorted>,
+    /// How many expected entries there are (for progress).
+    pub expected_entries: u64,
 }
 
 /// One expected index entry, as the sort holds it.
@@ -248,49 +250,80 @@ impl<'a> DocumentSink<'a> {
         }
     }
 
+    /// Checks one document and feeds the sorts. The common case, a valid
+    /// document, builds no message, location or copy: the texts are made
+    /// only for a finding.
     fn check_document(&mut self, space: &PageSpace, bytes: &[u8], locator: Locator, place: Place, report: &mut Report) {
         report.count("documents", 1);
-        let location = place.location(space);
-        let place_text = format!("page {} slot {}{}", locator.page, locator.slot, place.suffix());
+        let place_text = || format!("page {} slot {}{}", locator.page, locator.slot, place.suffix());
         let record = match document::decode_record(bytes) {
             Ok(record) => record,
             Err(error) => {
-                report.problem(location, format!("document at {place_text} does not decode: {error}"));
+                report.problem(place.location(space), format!("document at {} does not decode: {error}", place_text()));
                 return;
             }
         };
         self.documents += 1;
-        let id = record.body.get("_id").cloned().unwrap_or(Value::Null);
-        let schema_key = (record.schema_id.clone(), record.schema_version.clone());
-        let schema = self.schemas.get(&schema_key);
+        let id = record.body.get("_id").unwrap_or(&Value::Null);
+        let schema = self.schemas.get(&(record.schema_id.clone(), record.schema_version.clone()));
         match schema {
             None => report.problem(
-                location.clone(),
+                place.location(space),
                 format!(
-                    "document _id {id} at {place_text} references schema {}/{}, which has no schema file (AERO_RECOVERY_SCHEMA_MISSING)",
-                    schema_key.0, schema_key.1
+                    "document _id {id} at {} references schema {}/{}, which has no schema file (AERO_RECOVERY_SCHEMA_MISSING)",
+                    place_text(),
+                    record.schema_id,
+                    record.schema_version
                 ),
             ),
-            Some(schema) => check_against_schema(schema, &record.body, &id, &place_text, &schema_key, &location, report),
+            // Valid as stored (floats in float fields) means validation
+            // would return it unchanged; only otherwise is it validated for
+            // the message.
+            Some(schema) if schema.check_stored(&record.body).is_ok() => {}
+            Some(schema) => check_against_schema(
+                schema,
+                &record.body,
+                id,
+                &place_text(),
+                (&record.schema_id, &record.schema_version),
+                &place.location(space),
+                report,
+            ),
         }
-        if let Some(id_key) = KeyValue::from_json(&id, false).map(|value| key::encode_to_vec(&value)) {
+        if let Some(id_value) = KeyValue::from_json(id, false) {
             // [schema_id][id key][locator] then the version, the place and the _id's text.
             let out = &mut self.scratch;
             out.clear();
             push_text(out, &record.schema_id);
-            out.extend_from_slice(&(id_key.len() as u16).to_be_bytes());
-            out.extend_from_slice(&id_key);
+            let length_at = out.len();
+            out.extend_from_slice(&[0, 0]);
+            key::encode(out, &id_value);
+            let key_length = (out.len() - length_at - 2) as u16;
+            out[length_at..length_at + 2].copy_from_slice(&key_length.to_be_bytes());
             out.extend_from_slice(&locator.page.0.to_be_bytes());
             out.extend_from_slice(&locator.slot.to_be_bytes());
             push_text(out, &record.schema_version);
             place.encode(out);
-            out.extend_from_slice(id.to_string().as_bytes());
+            match id {
+                Value::String(text) => {
+                    out.push(b'"');
+                    // The _id's JSON text: escaped only when it needs it.
+                    if text.bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\' && byte < 0x7F) {
+                        out.extend_from_slice(text.as_bytes());
+                        out.push(b'"');
+                    } else {
+                        out.pop();
+                        out.extend_from_slice(id.to_string().as_bytes());
+                    }
+                }
+                other => out.extend_from_slice(other.to_string().as_bytes()),
+            }
             Self::push_sorted(&mut self.failure, &mut self.ids, out);
         }
         let (Some(schema), Some(expected)) = (schema, self.expected.as_mut()) else {
             return;
         };
-        let Some(tree_ids) = self.trees.by_schema.get(&schema_key) else {
+        let Some(tree_ids) = self.trees.by_schema.get(&(record.schema_id, record.schema_version)) else {
             return;
         };
         let scratch = &mut self.scratch;
@@ -324,7 +357,7 @@ fn check_against_schema(
     body: &serde_json::Map<String, Value>,
     id: &Value,
     place_text: &str,
-    schema_key: &(String, String),
+    schema_key: (&str, &str),
     location: &Location,
     report: &mut Report,
 ) {
@@ -471,6 +504,7 @@ fn finish(
     id_streams.push(sink.ids);
     expected_streams.extend(sink.expected);
     let spilled: u64 = id_streams.iter().chain(expected_streams.iter()).map(Sorter::spilled_bytes).sum();
+    let expected_entries: u64 = expected_streams.iter().map(Sorter::records).sum();
     report.count("sort_spilled_bytes", spilled);
     let sort_error = |error: std::io::Error| format!("cannot sort the documents' keys: {error}");
     let ids = Sorted::merge(id_streams.into_iter().map(Sorter::finish).collect::<Result<Vec<_>, _>>().map_err(sort_error)?);
@@ -480,7 +514,7 @@ fn finish(
     } else {
         None
     };
-    Ok(DocumentOutput { documents, expected })
+    Ok(DocumentOutput { documents, expected, expected_entries })
 }
 
 /// Adjacent records with the same `(schema_id, _id key)` are duplicates of the first.

@@ -224,7 +224,8 @@ pub fn check(
     drop(owners);
     if let Some(expected) = documents.expected {
         let data = PageSpace::open(&database.root, DATA_DIR);
-        check_agreement(&space, &data, schemas, trees, expected, walks, limits, report)
+        let progress = Progress::new("index entries", documents.expected_entries);
+        check_agreement(&space, &data, schemas, trees, expected, walks, limits, progress, report)
             .map_err(|error| format!("cannot sort the index entries: {error}"))?;
     }
     Ok(())
@@ -649,6 +650,7 @@ fn check_agreement(
     mut expected: Sorted,
     walks: TreeWalks,
     limits: &Limits,
+    mut progress: Progress,
     report: &mut Report,
 ) -> std::io::Result<()> {
     let mut walked = walks.entries.finish()?;
@@ -666,6 +668,7 @@ fn check_agreement(
         };
         match order {
             std::cmp::Ordering::Less => {
+                progress.tick();
                 let record = x.take().expect("an expected entry");
                 let entry = ExpectedEntry::decode(&record);
                 if !x_matched && !walks.incomplete.contains(&entry.tree) {
@@ -721,6 +724,7 @@ fn check_agreement(
             }
         }
     }
+    progress.finish();
     let mut unmatched = unmatched.finish()?;
     let mut cache: Option<(PageNo, Option<Box<page::PageBytes>>)> = None;
     while let Some(keyed) = unmatched.next()? {
