@@ -94,3 +94,94 @@ fn a_schema_file_over_the_size_limit_is_refused_by_schema_add_boot_and_verify() 
     assert!(!booted);
     assert_eq!(verify, 1);
 }
+
+/// A database shut down cleanly once, then written to and killed: the state
+/// file of the clean shutdown stays, without the marker.
+fn crashed_after_a_clean_shutdown() -> Sandbox {
+    let sandbox = Sandbox::with_user_schema();
+    assert!(sandbox.aerodb(&["query"], &insert_user("first", "alice", 30)).status.success());
+    let mut server = sandbox.start(&[]);
+    for id in 0..10 {
+        assert_eq!(server.request(&insert_user(&id.to_string(), "someone", 30)).unwrap()["status"], "ok");
+    }
+    server.kill();
+    assert!(sandbox.data().join("metadata/state.json").exists());
+    sandbox
+}
+
+/// Schema folders, the hashes file, the state file after a crash and the
+/// index folder: for each damage, the boot fails exactly when verify
+/// reports a problem.
+#[test]
+fn the_boot_and_verify_agree_on_metadata_and_folder_damage() {
+    type Damage = fn(&Sandbox);
+    let cases: [(&str, fn() -> Sandbox, Damage, bool); 7] = [
+        (
+            "a schema file without .json",
+            crashed_database,
+            |sandbox| std::fs::write(sandbox.data().join("metadata/schemas/README.txt"), b"notes").unwrap(),
+            false,
+        ),
+        (
+            "a hidden file among the schemas",
+            crashed_database,
+            |sandbox| std::fs::write(sandbox.data().join("metadata/schemas/.scratch"), b"{").unwrap(),
+            true,
+        ),
+        (
+            "a new schema file with no recorded hash",
+            crashed_database,
+            |sandbox| {
+                let text = std::fs::read_to_string(sandbox.data().join("metadata/schemas/user_v1.json")).unwrap();
+                std::fs::write(sandbox.data().join("metadata/schemas/user_v9.json"), text.replace("\"v1\"", "\"v9\"")).unwrap();
+            },
+            true,
+        ),
+        (
+            "a repeated key in the hashes file",
+            crashed_database,
+            |sandbox| {
+                let path = sandbox.data().join("metadata/schema_hashes.json");
+                let text = std::fs::read_to_string(&path).unwrap();
+                let entry = text.trim().trim_start_matches('{').trim_end_matches('}').trim().to_string();
+                std::fs::write(&path, format!("{{{entry}, {entry}}}")).unwrap();
+            },
+            false,
+        ),
+        (
+            "after a crash, a state file recording more log than there is",
+            crashed_after_a_clean_shutdown,
+            |sandbox| {
+                let path = sandbox.data().join("metadata/state.json");
+                let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                state["wal_bytes"] = serde_json::json!(state["wal_bytes"].as_u64().unwrap() + 50_000_000);
+                std::fs::write(&path, state.to_string()).unwrap();
+            },
+            false,
+        ),
+        (
+            "after a crash, a state file with an unknown field",
+            crashed_after_a_clean_shutdown,
+            |sandbox| {
+                let path = sandbox.data().join("metadata/state.json");
+                let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                state["extra"] = serde_json::json!(1);
+                std::fs::write(&path, state.to_string()).unwrap();
+            },
+            true,
+        ),
+        (
+            "a folder inside indexes/",
+            crashed_database,
+            |sandbox| std::fs::create_dir(sandbox.data().join("indexes/leftover")).unwrap(),
+            false,
+        ),
+    ];
+    for (name, make, damage, boots) in cases {
+        let sandbox = make();
+        damage(&sandbox);
+        let (booted, verify) = boot_and_verify(&sandbox);
+        assert_eq!(booted, boots, "{name}: the boot");
+        assert_eq!(verify, if boots { 0 } else { 1 }, "{name}: verify");
+    }
+}

@@ -30,6 +30,8 @@ pub struct PageSpace {
     pub segments: BTreeMap<u64, Segment>,
     /// Files in the folder that are not segment files (relative names).
     pub stray_files: Vec<String>,
+    /// Entries of the folder that are folders themselves (relative names).
+    pub folders: Vec<String>,
     /// Segment files that could not be read: (relative name, reason).
     pub unreadable: Vec<(String, String)>,
 }
@@ -37,18 +39,30 @@ pub struct PageSpace {
 impl PageSpace {
     /// Opens every segment file of `root/dir_name` (read by offset, never mapped).
     pub fn open(root: &Path, dir_name: &'static str) -> PageSpace {
-        let mut space =
-            PageSpace { dir_name, folder_exists: false, segments: BTreeMap::new(), stray_files: Vec::new(), unreadable: Vec::new() };
+        let mut space = PageSpace {
+            dir_name,
+            folder_exists: false,
+            segments: BTreeMap::new(),
+            stray_files: Vec::new(),
+            folders: Vec::new(),
+            unreadable: Vec::new(),
+        };
         let folder = root.join(dir_name);
         let Ok(listing) = std::fs::read_dir(&folder) else {
             return space;
         };
         space.folder_exists = true;
-        let mut names: Vec<String> =
-            listing.filter_map(|entry| entry.ok()).map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<(String, bool)> = listing
+            .filter_map(|entry| entry.ok())
+            .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.file_type().is_ok_and(|kind| kind.is_dir())))
+            .collect();
         names.sort();
-        for name in names {
+        for (name, is_folder) in names {
             let relative = format!("{dir_name}/{name}");
+            if is_folder {
+                space.folders.push(relative);
+                continue;
+            }
             let Some(index) = parse_segment_file_name(&name) else {
                 space.stray_files.push(relative);
                 continue;

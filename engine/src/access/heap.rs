@@ -275,7 +275,18 @@ impl Heap {
     /// Concatenates an overflow chain, checking it holds exactly `length` bytes.
     pub fn read_overflow(&self, first: PageNo, length: usize) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(length);
-        for page_no in self.overflow_chain(first)? {
+        let chain = self.overflow_chain(first)?;
+        // Every page of a chain is full but the last: a longer chain is not
+        // one the engine wrote (verify's rule too).
+        let needed = slotted::overflow_pages_needed(length);
+        if chain.len() > needed {
+            return Err(AeroError::new(
+                ErrorCode::DataCorruption,
+                format!("overflow chain from page {first} has {} pages, more than the {needed} its {length} bytes need", chain.len()),
+            )
+            .detail("page", first.0));
+        }
+        for page_no in chain {
             let page = self.checked_page(page_no)?;
             let data = slotted::check_overflow_page(page)
                 .map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(page_no), Some(page_no.0), &error))?;

@@ -525,8 +525,15 @@ fn scan_pages(heap: &Heap, catalog: &Catalog, last_seq: SeqNo, range: std::ops::
                 scan.overflow_pages.insert(page_no);
             }
             Some(PageKind::Free) => {
-                if header.lower() != page::HEADER_BYTES || header.upper() != PAGE_SIZE_BYTES || header.item_count.get() != 0 {
-                    return Err(data_corruption(heap, page_no, 6, "a free page holds content".into()));
+                // An unused page: empty, level 0, linked to nothing (verify's rule too).
+                let unused = header.lower() == page::HEADER_BYTES
+                    && header.upper() == PAGE_SIZE_BYTES
+                    && header.item_count.get() == 0
+                    && header.level.get() == 0
+                    && header.next().is_none()
+                    && header.prev().is_none();
+                if !unused {
+                    return Err(data_corruption(heap, page_no, 6, "a free page holds content, a level or links".into()));
                 }
             }
             _ => return Err(data_corruption(heap, page_no, 4, format!("page kind {} does not belong in the document space", header.kind))),

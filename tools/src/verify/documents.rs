@@ -597,6 +597,12 @@ fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &m
         }
         report.problem(Location::file(name), "not a segment file: the engine refuses a document folder holding other files");
     }
+    for name in &space.folders {
+        report.problem(
+            Location::file(name),
+            "a folder inside the document folder: the engine cannot open or remove it (AERO_STORAGE_IO_ERROR)",
+        );
+    }
     check_segment_lengths(space, "document_segments", report);
     // A gap below the highest segment present is refused by the engine even
     // when the WAL could rewrite the missing pages; missing segments past the

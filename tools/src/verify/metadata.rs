@@ -93,8 +93,10 @@ fn read_hashes(database: &Database, report: &mut Report) -> Option<BTreeMap<Stri
             return Some(BTreeMap::new());
         }
     };
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else {
-        report.problem(location, "schema hashes file is not a JSON object");
+    // The strict parser the engine uses: a duplicate key is refused, not
+    // resolved to its last value.
+    let Ok(Value::Object(object)) = aerodb_format::json::parse_file(&bytes) else {
+        report.problem(location, "schema hashes file is not a JSON object (or repeats a key) (AERO_METADATA_CORRUPTION)");
         return Some(BTreeMap::new());
     };
     let mut hashes = BTreeMap::new();
@@ -126,6 +128,9 @@ pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
             Vec::new()
         }
     };
+    // Hidden files (a leftover temporary file of an atomic write) are
+    // ignored, as the engine ignores them.
+    let names: Vec<String> = names.into_iter().filter(|name| !name.starts_with('.')).collect();
     if hashes.is_none() && !names.is_empty() {
         report.problem(Location::file(SCHEMA_HASHES_FILE), "schema hashes file is missing while schema files exist");
     }
@@ -134,7 +139,7 @@ pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
         let relative = format!("{SCHEMAS_DIR}/{name}");
         let location = Location::file(&relative);
         if !name.ends_with(".json") {
-            report.note(location, "not a schema file (no .json suffix); ignored");
+            report.problem(location, "not a .json schema file: the engine refuses a schema folder holding it (AERO_SCHEMA_INVALID)");
             continue;
         }
         report.count("schema_files", 1);
@@ -147,7 +152,11 @@ pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
         };
         let hash = sha256_hex(&bytes);
         match hashes.get(name) {
-            None => report.problem(location.clone(), format!("no hash is recorded for this schema file in {SCHEMA_HASHES_FILE}")),
+            // A schema file dropped into the folder: the next boot records its hash.
+            None => report.note(
+                location.clone(),
+                format!("no hash is recorded for this schema file in {SCHEMA_HASHES_FILE} yet; the next boot records it"),
+            ),
             Some(recorded) if *recorded != hash => report.problem(
                 location.clone(),
                 format!("content hash {hash} differs from the recorded {recorded}: the file was changed (AERO_SCHEMA_IMMUTABLE)"),
@@ -191,7 +200,8 @@ pub struct StateExpectations {
 }
 
 /// `metadata/state.json` agrees with the WAL and the documents (after a
-/// clean shutdown); without the marker, it must at least not be ahead of the WAL.
+/// clean shutdown); without the marker, a state file that decodes must not
+/// record more log than the valid records hold (as the engine reads it).
 pub fn check_state(database: &Database, clean: bool, expected: &StateExpectations, report: &mut Report) {
     let location = Location::file(STATE_FILE);
     let bytes = match read_small(&database.path(STATE_FILE)) {
@@ -211,12 +221,29 @@ pub fn check_state(database: &Database, clean: bool, expected: &StateExpectation
             return;
         }
     };
-    let Ok(Value::Object(state)) = serde_json::from_slice::<Value>(&bytes) else {
-        if clean {
-            report.problem(location, "state file is not a JSON object");
-        } else {
-            report.warning(location, "state file is not a JSON object; unused after a crash, rewritten at the next clean shutdown");
+    if !clean {
+        // After a crash the engine reads the state file only for how far the
+        // log reached at the last clean shutdown, and only when it decodes
+        // strictly; records missing before that point are corruption.
+        match aerodb_format::state::State::decode(&bytes) {
+            Ok(state) if state.wal_bytes > expected.wal_bytes => report.problem(
+                location,
+                format!(
+                    "wal_bytes {} (the log's length at the last clean shutdown) is past the end of the valid records of {WAL_FILE}, \
+                     {} bytes: acknowledged records are damaged or missing (AERO_WAL_CORRUPTION)",
+                    state.wal_bytes, expected.wal_bytes
+                ),
+            ),
+            Ok(_) => {}
+            Err(reason) => report.warning(
+                location,
+                format!("state file does not decode ({reason}); unused after a crash, rewritten at the next clean shutdown"),
+            ),
         }
+        return;
+    }
+    let Ok(Value::Object(state)) = aerodb_format::json::parse_file(&bytes) else {
+        report.problem(location, "state file is not a JSON object (or repeats a key)");
         return;
     };
     for key in state.keys() {
@@ -240,12 +267,6 @@ pub fn check_state(database: &Database, clean: bool, expected: &StateExpectation
         }
     };
     let last_seq = field("last_seq", report);
-    if !clean {
-        if let Some(last_seq) = last_seq.filter(|&seq| seq > expected.last_seq) {
-            report.problem(location, format!("last_seq {last_seq} is past the WAL's last sequence number {}", expected.last_seq));
-        }
-        return;
-    }
     if let Some(last_seq) = last_seq.filter(|&seq| seq != expected.last_seq) {
         report.problem(
             location.clone(),

@@ -88,7 +88,7 @@ pub fn run(database: &Database, limits: &Limits) -> Result<Report, String> {
     let parts = limits.threads.max(1) as u64;
     let mut bounds: Vec<u64> = (0..parts).map(|part| capacity * part / parts).collect();
     bounds.push(u64::MAX);
-    let mut wal = wal::check_wal(database, manifest.as_ref(), clean, bounds, limits, &mut report)?;
+    let mut wal = wal::check_wal(database, manifest.as_ref(), &schemas, clean, bounds, limits, &mut report)?;
     let trees = documents::TreeIds::new(&schemas);
     let output = documents::check(&data, &mut wal, &schemas, &trees, clean, limits, &mut report)?;
     let expected = metadata::StateExpectations {
@@ -100,6 +100,7 @@ pub fn run(database: &Database, limits: &Limits) -> Result<Report, String> {
     if !limits.live {
         metadata::check_state(database, clean, &expected, &mut report);
     }
+    indexes::check_folder_can_be_emptied(database, &mut report);
     if clean {
         indexes::check(database, &wal, &schemas, &trees, output, limits, &mut report)?;
     } else {

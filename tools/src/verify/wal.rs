@@ -15,6 +15,7 @@ use aerodb_format::{PageNo, SeqNo};
 use crate::database::{Database, WAL_FILE};
 use crate::extsort::{Sorted, Sorter};
 use crate::files::{ReadFile, Window};
+use crate::verify::metadata::Schemas;
 use crate::verify::progress::Progress;
 use crate::verify::report::{Location, Report};
 use crate::verify::Limits;
@@ -237,9 +238,11 @@ impl<'a> PageHistory<'a> {
 /// Checks the WAL; `clean` (the clean-shutdown marker exists) makes a torn
 /// tail corruption instead of a warning. `bounds` splits the page space into
 /// parts, one sorted stream of page entries each.
+#[allow(clippy::too_many_arguments)]
 pub fn check_wal(
     database: &Database,
     manifest: Option<&Manifest>,
+    schemas: &Schemas,
     clean: bool,
     bounds: Vec<u64>,
     limits: &Limits,
@@ -280,6 +283,8 @@ pub fn check_wal(
         }
     }
     let mut progress = Progress::new("WAL", view.file_bytes);
+    // Schema versions records name that have no schema file: the boot refuses them.
+    let mut missing_schemas: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
     while let Some(entry) = scanner.next() {
         match entry {
             ScanEntry::Record(record) => {
@@ -288,6 +293,18 @@ pub fn check_wal(
                 let location = Location::at(WAL_FILE, record.offset as u64);
                 if let Some(error) = &record.sequence_error {
                     report.problem(location.clone(), format!("record seq {}: {error} (AERO_WAL_CORRUPTION)", record.seq));
+                }
+                let version = (record.schema_id.clone(), record.schema_version.clone());
+                if !schemas.contains_key(&version) && !missing_schemas.contains(&version) {
+                    report.problem(
+                        location.clone(),
+                        format!(
+                            "record seq {} references schema {}/{}, which has no schema file (AERO_RECOVERY_SCHEMA_MISSING; \
+                             reported for its first record only)",
+                            record.seq, version.0, version.1
+                        ),
+                    );
+                    missing_schemas.insert(version);
                 }
                 for (ordinal, image) in record.pages.iter().enumerate() {
                     if image.delta {
