@@ -291,6 +291,8 @@ impl Database {
 
         lifecycle.enter(State::Verifying);
         let mut verified = recovery::verify(&mut heap, &catalog, wal.last_seq(), &mut report)?;
+        // Every page below the page count passed page::verify just now.
+        heap.mark_pages_verified();
         if let Some(state) = clean_state {
             if state.documents != verified.documents {
                 return Err(metadata_corruption(

@@ -65,6 +65,9 @@ pub struct Heap {
     free_of_page: BTreeMap<PageNo, u16>,
     /// Free pages (kind Free) ready for reuse.
     free_pages: BTreeSet<PageNo>,
+    /// Set once the boot has verified every page in full (docs/BOOT.md,
+    /// "Pages checked once"): reads then check a page's header only.
+    pages_verified: bool,
 }
 
 impl Heap {
@@ -74,6 +77,7 @@ impl Heap {
             page_count,
             committed_page_count: page_count,
             staged: BTreeMap::new(),
+            pages_verified: false,
             free_by_size: BTreeSet::new(),
             free_of_page: BTreeMap::new(),
             free_pages: BTreeSet::new(),
@@ -99,7 +103,17 @@ impl Heap {
             return Err(AeroError::new(ErrorCode::DataCorruption, format!("page {page_no} is past the end of the document space"))
                 .detail("page", page_no.0));
         };
-        page::verify(page, page_no).map_err(|error| {
+        // Before the boot's full check, every read checks the whole page;
+        // after it, every page below `page_count` was verified by the boot
+        // or sealed by this process when it wrote it, so a read checks the
+        // header only (its kind, flags, own number and hole bounds), which
+        // still refuses a page whose header was damaged since.
+        let checked = if self.pages_verified {
+            page::check_header(&PageHeader::read(page), page_no)
+        } else {
+            page::verify(page, page_no).map(|_| ())
+        };
+        checked.map_err(|error| {
             corruption(
                 ErrorCode::DataCorruption,
                 &self.pager.segment_path(page_no),
@@ -108,6 +122,12 @@ impl Heap {
             )
         })?;
         Ok(page)
+    }
+
+    /// Called once the boot has verified every page of the document space
+    /// in full: later reads check page headers only.
+    pub fn mark_pages_verified(&mut self) {
+        self.pages_verified = true;
     }
 
     fn plan_page<'p>(&self, plan: &'p mut PagePlan, page_no: PageNo) -> Result<&'p mut PageBytes> {
