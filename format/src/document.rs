@@ -194,7 +194,7 @@ pub fn encode_record(schema_id: &str, schema_version: &str, body: &Map<String, V
     Ok(out)
 }
 
-fn take_identifier(bytes: &[u8], pos: &mut usize, field: &'static str) -> Result<String, DecodeError> {
+fn take_identifier_bytes<'a>(bytes: &'a [u8], pos: &mut usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
     let start = *pos;
     let Some(&length) = bytes.get(start) else {
         return Err(DecodeError::new(STRUCTURE, field, start, "record runs past the end"));
@@ -204,7 +204,11 @@ fn take_identifier(bytes: &[u8], pos: &mut usize, field: &'static str) -> Result
     if raw.is_empty() || raw.len() > IDENTIFIER_LEN_MAX || !raw.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(DecodeError::new(STRUCTURE, field, start, "not an identifier of 1-64 characters [A-Za-z0-9_]"));
     }
-    Ok(String::from_utf8_lossy(raw).into_owned())
+    Ok(raw)
+}
+
+fn take_identifier(bytes: &[u8], pos: &mut usize, field: &'static str) -> Result<String, DecodeError> {
+    take_identifier_bytes(bytes, pos, field).map(|raw| String::from_utf8_lossy(raw).into_owned())
 }
 
 /// Decodes a document record; the whole buffer must be consumed and the
@@ -213,6 +217,25 @@ pub fn decode_record(bytes: &[u8]) -> Result<DocumentRecord, DecodeError> {
     let mut pos = 0;
     let schema_id = take_identifier(bytes, &mut pos, "schema_id")?;
     let schema_version = take_identifier(bytes, &mut pos, "schema_version")?;
+    let body = decode_body_at(bytes, pos)?;
+    Ok(DocumentRecord { schema_id, schema_version, body })
+}
+
+/// The body of a record of `schema_id`/`schema_version`, with the checks of
+/// [`decode_record`]; `Ok(None)` when the record belongs to another schema
+/// version (its names are compared in place, not copied).
+pub fn decode_record_of(bytes: &[u8], schema_id: &str, schema_version: &str) -> Result<Option<Map<String, Value>>, DecodeError> {
+    let mut pos = 0;
+    let id = take_identifier_bytes(bytes, &mut pos, "schema_id")?;
+    let version = take_identifier_bytes(bytes, &mut pos, "schema_version")?;
+    if id != schema_id.as_bytes() || version != schema_version.as_bytes() {
+        return Ok(None);
+    }
+    decode_body_at(bytes, pos).map(Some)
+}
+
+/// The body that starts at `pos` and ends the record, with its `_id` checked.
+fn decode_body_at(bytes: &[u8], mut pos: usize) -> Result<Map<String, Value>, DecodeError> {
     let tag_offset = pos;
     if bytes.get(pos) != Some(&TAG_OBJECT) {
         return Err(DecodeError::new(STRUCTURE, "body", pos, "body is not an object"));
@@ -227,13 +250,23 @@ pub fn decode_record(bytes: &[u8]) -> Result<DocumentRecord, DecodeError> {
         Some(Value::Number(number)) if number.is_i64() => {}
         _ => return Err(DecodeError::new(STRUCTURE, "_id", tag_offset, "body has no string or int _id")),
     }
-    Ok(DocumentRecord { schema_id, schema_version, body })
+    Ok(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_record_of_a_named_version_decodes_in_place() {
+        let body = json!({"_id": "a", "n": 1}).as_object().unwrap().clone();
+        let bytes = encode_record("user", "v1", &body).unwrap();
+        assert_eq!(decode_record_of(&bytes, "user", "v1").unwrap(), Some(body.clone()));
+        assert_eq!(decode_record_of(&bytes, "user", "v2").unwrap(), None);
+        assert_eq!(decode_record_of(&bytes, "users", "v1").unwrap(), None);
+        assert!(decode_record_of(&bytes[..bytes.len() - 1], "user", "v1").is_err());
+    }
 
     fn round_trip(value: Value) {
         let body = value.as_object().unwrap().clone();

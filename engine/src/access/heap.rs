@@ -269,8 +269,9 @@ impl Heap {
         Ok(pages)
     }
 
-    /// The document record bytes at `locator`, following an overflow chain.
-    pub fn read_record(&self, locator: Locator) -> Result<Vec<u8>> {
+    /// The document record bytes at `locator`: borrowed from the page when
+    /// the record is inline, read from its overflow chain otherwise.
+    pub fn record_bytes(&self, locator: Locator) -> Result<std::borrow::Cow<'_, [u8]>> {
         let page = self.checked_page(locator.page)?;
         if PageHeader::read(page).kind != PageKind::Document as u8 {
             return Err(AeroError::new(
@@ -287,9 +288,16 @@ impl Heap {
         match slotted::decode_slot_record(bytes)
             .map_err(|error| corruption(ErrorCode::DataCorruption, &self.pager.segment_path(locator.page), Some(locator.page.0), &error))?
         {
-            SlotRecord::Inline(document) => Ok(document.to_vec()),
-            SlotRecord::Overflow { length, first_page } => self.read_overflow(PageNo(first_page), length as usize),
+            SlotRecord::Inline(document) => Ok(std::borrow::Cow::Borrowed(document)),
+            SlotRecord::Overflow { length, first_page } => {
+                Ok(std::borrow::Cow::Owned(self.read_overflow(PageNo(first_page), length as usize)?))
+            }
         }
+    }
+
+    /// The document record bytes at `locator`, following an overflow chain.
+    pub fn read_record(&self, locator: Locator) -> Result<Vec<u8>> {
+        self.record_bytes(locator).map(std::borrow::Cow::into_owned)
     }
 
     /// Concatenates an overflow chain, checking it holds exactly `length` bytes.

@@ -548,8 +548,12 @@ impl Plan {
                 }
                 _ => Vec::new(),
             };
-            let id_key =
-                document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default();
+            // The _id key orders ties of a sort; without a sort nothing is ordered.
+            let id_key = if self.query.sort.is_some() {
+                document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             // Keep at most 2 x limit documents: sort and cut when full.
             if self.query.sort.is_some() && matches.len() >= 2 * limit {
                 self.sort_and_cut(&mut matches, limit);
@@ -585,20 +589,23 @@ impl Plan {
 /// Reads and decodes the document at `locator`, checking it belongs to the
 /// expected schema version.
 pub fn fetch(heap: &Heap, locator: Locator, schema_id: &str, schema_version: &str) -> Result<Map<String, Value>> {
-    let bytes = heap.read_record(locator)?;
-    let record = decode_record(&bytes).map_err(|error| {
+    let bytes = heap.record_bytes(locator)?;
+    let undecodable = |error: aerodb_format::DecodeError| {
         AeroError::new(
             ErrorCode::DataCorruption,
             format!("document at page {} slot {} does not decode: {error}", locator.page, locator.slot),
         )
         .detail("page", locator.page.0)
         .detail("slot", locator.slot)
-    })?;
-    if record.schema_id != schema_id || record.schema_version != schema_version {
-        return Err(AeroError::new(
-            ErrorCode::IndexCorruption,
-            format!("index of {schema_id}/{schema_version} points at a document of {}/{}", record.schema_id, record.schema_version),
-        ));
+    };
+    match aerodb_format::document::decode_record_of(&bytes, schema_id, schema_version).map_err(undecodable)? {
+        Some(body) => Ok(body),
+        None => {
+            let record = decode_record(&bytes).map_err(undecodable)?;
+            Err(AeroError::new(
+                ErrorCode::IndexCorruption,
+                format!("index of {schema_id}/{schema_version} points at a document of {}/{}", record.schema_id, record.schema_version),
+            ))
+        }
     }
-    Ok(record.body)
 }
