@@ -513,6 +513,7 @@ impl Plan {
         // (sort key, _id key, document) of every match kept.
         let mut matches: Vec<(Vec<u8>, Vec<u8>, Map<String, Value>)> = Vec::new();
         let mut visited = 0u64;
+        let presorted = self.index_order && !self.descending;
         while let Some((entry_key, locator)) = indexes.next(&mut cursor)? {
             let inside = match (&self.low, &self.high) {
                 (Bound::Included(low), _) if entry_key.as_slice() < low.as_slice() => false,
@@ -539,7 +540,10 @@ impl Plan {
             }
             // A sorted query returns only documents that hold the sort
             // field: the sort index has no entry for a document lacking it.
+            // An ascending scan of the sort field's own index meets the
+            // documents in (value, _id) order already: no key to compute.
             let sort_key = match (&self.query.sort, &sort_type) {
+                _ if presorted => Vec::new(),
                 (Some(sort), Some(field_type)) => {
                     match document.get(&sort.field).and_then(|value| KeyValue::from_json(value, *field_type == FieldType::Float)) {
                         Some(value) => key::encode_to_vec(&value),
@@ -549,13 +553,13 @@ impl Plan {
                 _ => Vec::new(),
             };
             // The _id key orders ties of a sort; without a sort nothing is ordered.
-            let id_key = if self.query.sort.is_some() {
+            let id_key = if self.query.sort.is_some() && !presorted {
                 document.get("_id").and_then(|id| KeyValue::from_json(id, false)).map(|id| key::encode_to_vec(&id)).unwrap_or_default()
             } else {
                 Vec::new()
             };
             // Keep at most 2 x limit documents: sort and cut when full.
-            if self.query.sort.is_some() && matches.len() >= 2 * limit {
+            if self.query.sort.is_some() && !presorted && matches.len() >= 2 * limit {
                 self.sort_and_cut(&mut matches, limit);
             }
             if self.index_order && matches.len() >= limit {
@@ -567,7 +571,11 @@ impl Plan {
             }
             matches.push((sort_key, id_key, document));
         }
-        self.sort_and_cut(&mut matches, limit);
+        if presorted {
+            matches.truncate(limit);
+        } else {
+            self.sort_and_cut(&mut matches, limit);
+        }
         Ok(matches.into_iter().map(|(_, _, document)| Value::Object(document)).collect())
     }
 
