@@ -129,12 +129,14 @@ impl WalFile for OsFile {
     }
 
     fn map_read_only(&self) -> Option<memmap2::Mmap> {
-        // SAFETY: the map is read only and lives only while the caller
-        // holds the database's lock, during which no AeroDB process
-        // truncates the WAL (the engine cuts by writing zeros; the file
-        // never shrinks). A truncation by another program while mapped
-        // would end in SIGBUS; that is outside what AeroDB guarantees
-        // (docs/BOOT.md).
+        // SAFETY: a read-only MAP_SHARED mapping (memmap2's `map`), alive
+        // only while the caller holds the database's lock. Guaranteed: no
+        // AeroDB process truncates the WAL while it is mapped (the engine
+        // cuts a tail by writing zeros and only ever grows the file; the
+        // tools never map or write it). Not guaranteed, and ending in
+        // SIGBUS: a truncation by another program, or an I/O error when a
+        // mapped page is read in (docs/BOOT.md, "What a mapping cannot
+        // report").
         unsafe { memmap2::Mmap::map(&self.file) }.ok()
     }
 }

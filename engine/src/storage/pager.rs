@@ -117,9 +117,19 @@ impl Pager {
             return Err(AeroError::new(corruption_code, format!("segment {} is {length} bytes, expected {SEGMENT_BYTES}", path.display()))
                 .detail("file", path.display().to_string()));
         }
-        // SAFETY: the file is exactly SEGMENT_BYTES long and never shrinks
-        // while mapped; the database LOCK keeps other AeroDB processes from
-        // writing it, and this process only touches it through this map.
+        // SAFETY: memmap2's `map_mut` is a MAP_SHARED mapping of the whole
+        // file, which is exactly SEGMENT_BYTES long (checked above, and
+        // fully allocated by posix_fallocate when it was made, so a write
+        // to it never needs a new block). What is guaranteed: no AeroDB
+        // process truncates, shrinks or writes this file while it is mapped
+        // (the database LOCK admits one engine; the tools read by offset
+        // and never write), and this process reaches the file only through
+        // this map and `sync`. What is not, and ends in SIGBUS (not an
+        // error code): another program truncating the file while it is
+        // mapped, an I/O error when the kernel reads a mapped page in, and a
+        // write fault that cannot get a block (a full copy-on-write or
+        // compressing file system, where preallocation reserves nothing).
+        // docs/BOOT.md ("What a mapping cannot report") says so to users.
         let map =
             unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
         self.segments.push(Segment { path, map, file });
