@@ -32,7 +32,7 @@ use aerodb_format::SeqNo;
 
 use crate::config::{self, Paths};
 use crate::crash;
-use crate::db::{check_initialized, Database, OpenOptions};
+use crate::db::{check_initialized, Database};
 use crate::error::{io_error, AeroError, ErrorCode, Result};
 use crate::io::{self as fileio, WalFile};
 
@@ -108,10 +108,11 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
     let (staging, parent) = fileio::staging_path(dest, "backup")
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", Path::new("/dev/urandom"), &error))?;
     let outcome = copy_into(&source, &staging).and_then(|mut summary| {
-        // The check: the copy's own full boot (replay, every page verified,
-        // indexes rebuilt), then a clean shutdown.
+        // The check: the copy's own boot, every step that can refuse it
+        // (replay, every page and document verified, `_id` uniqueness),
+        // without building the index trees its first real boot builds.
         let copy_config = config::for_data_dir(&staging, config.values.max_wal_size_bytes, config.values.max_memory_bytes)?;
-        let database = Database::open_config(copy_config, OpenOptions::default())?;
+        let database = Database::open_to_check(copy_config)?;
         summary.documents = database.documents();
         if database.last_seq() != summary.last_seq {
             return Err(AeroError::invariant_broken(format!(

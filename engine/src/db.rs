@@ -246,6 +246,19 @@ impl Database {
 
     /// Boots the database of a validated config.
     pub(crate) fn open_config(config: EngineConfig, options: OpenOptions) -> Result<Database> {
+        Database::boot(config, options, false)
+    }
+
+    /// The boot as a check of a database that will not serve (a backup's
+    /// copy): every step that can refuse it runs (replay, every page and
+    /// document verified, `_id` uniqueness), but the index trees are not
+    /// built, since the copy's first real boot builds its own. The returned
+    /// database answers no query; the caller records its state and drops it.
+    pub(crate) fn open_to_check(config: EngineConfig) -> Result<Database> {
+        Database::boot(config, OpenOptions::default(), true)
+    }
+
+    fn boot(config: EngineConfig, options: OpenOptions, check_only: bool) -> Result<Database> {
         let mut lifecycle = Lifecycle::new();
         lifecycle.enter(State::Initializing);
         let paths = config.paths.clone();
@@ -303,12 +316,18 @@ impl Database {
         }
         let mut indexes = open_empty_indexes(&paths)?;
         indexes.set_lsn(wal.last_seq());
-        recovery::rebuild(&mut indexes, &mut verified, &mut report)?;
+        if check_only {
+            recovery::check_unique_ids(&mut verified, &mut report)?;
+        } else {
+            recovery::rebuild(&mut indexes, &mut verified, &mut report)?;
+        }
         if report.torn_bytes_discarded > 0 {
             // Only now that every check passed: a refused boot never changes the log.
             wal.cut_tail(wal.length_bytes(), report.torn_bytes_discarded)?;
         }
-        write_index_directory(&paths, &indexes)?;
+        if !check_only {
+            write_index_directory(&paths, &indexes)?;
+        }
         if clean_state.is_some() {
             std::fs::remove_file(&paths.clean_shutdown)
                 .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.clean_shutdown, &error))?;

@@ -630,6 +630,76 @@ fn sort_arenas_in_parallel(arenas: &mut BTreeMap<TreeId, KeyArena>) {
     });
 }
 
+/// Two equal keys in one sorted arena: two documents of one schema version
+/// share an index key, which means a duplicate `_id`.
+fn check_sorted_arena(tree: &TreeId, arena: &KeyArena) -> Result<()> {
+    let mut previous: Option<&[u8]> = None;
+    for (key_bytes, locator) in arena.iter() {
+        if previous == Some(key_bytes) {
+            return Err(AeroError::new(
+                ErrorCode::DataCorruption,
+                format!(
+                    "two documents of {}/{} share the index key of field '{}' (duplicate _id); one is on page {}",
+                    tree.schema_id, tree.schema_version, tree.field, locator.page
+                ),
+            )
+            .detail("page", locator.page.0));
+        }
+        previous = Some(key_bytes);
+    }
+    Ok(())
+}
+
+/// `_id` uniqueness across the versions of each collection, from the
+/// `_id` keys of every version of the collections that have several.
+fn check_collections(by_collection: BTreeMap<String, Vec<(Vec<u8>, Locator)>>) -> Result<()> {
+    for (collection, mut keys) in by_collection {
+        keys.sort_unstable();
+        if let Some(pair) = keys.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(AeroError::new(
+                ErrorCode::DataCorruption,
+                format!("collection {collection} holds two documents with the same _id (pages {} and {})", pair[0].1.page, pair[1].1.page),
+            )
+            .detail("page", pair[1].1.page.0));
+        }
+    }
+    Ok(())
+}
+
+/// What [`rebuild`] refuses, without building a tree: `_id` uniqueness per
+/// schema version and per collection. (A key of any other index ends with
+/// the `_id`, so two equal keys there mean two equal `_id`s of one version,
+/// which this finds too.) Only the `_id` arenas are sorted.
+pub fn check_unique_ids(verified: &mut Verified, report: &mut RecoveryReport) -> Result<()> {
+    let started = Instant::now();
+    let mut id_arenas: BTreeMap<TreeId, KeyArena> = BTreeMap::new();
+    let trees: Vec<TreeId> = verified.arenas.keys().filter(|tree| tree.field == "_id").cloned().collect();
+    for tree in trees {
+        if let Some(arena) = verified.arenas.remove(&tree) {
+            id_arenas.insert(tree, arena);
+        }
+    }
+    verified.arenas.clear();
+    sort_arenas_in_parallel(&mut id_arenas);
+    let mut by_collection: BTreeMap<String, Vec<(Vec<u8>, Locator)>> = BTreeMap::new();
+    let mut versions: BTreeMap<String, usize> = BTreeMap::new();
+    for (tree, arena) in &id_arenas {
+        if !arena.entries.is_empty() {
+            *versions.entry(tree.schema_id.clone()).or_default() += 1;
+        }
+    }
+    for (tree, arena) in &id_arenas {
+        check_sorted_arena(tree, arena)?;
+        report.index_entries += arena.entries.len() as u64;
+        if versions.get(&tree.schema_id).is_some_and(|count| *count > 1) {
+            by_collection.entry(tree.schema_id.clone()).or_default().extend(arena.iter().map(|(key, locator)| (key.to_vec(), locator)));
+        }
+    }
+    check_collections(by_collection)?;
+    report.rebuild_ms = started.elapsed().as_millis() as u64;
+    Ok(())
+}
+
 /// Sorts the collected keys, checks `_id` uniqueness per collection and
 /// bulk loads every tree.
 pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut RecoveryReport) -> Result<()> {
@@ -644,20 +714,7 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
     sort_arenas_in_parallel(&mut verified.arenas);
     let mut loaded = 0usize;
     for (tree, arena) in verified.arenas.iter_mut() {
-        let mut previous: Option<&[u8]> = None;
-        for (key_bytes, locator) in arena.iter() {
-            if previous == Some(key_bytes) {
-                return Err(AeroError::new(
-                    ErrorCode::DataCorruption,
-                    format!(
-                        "two documents of {}/{} share the index key of field '{}' (duplicate _id); one is on page {}",
-                        tree.schema_id, tree.schema_version, tree.field, locator.page
-                    ),
-                )
-                .detail("page", locator.page.0));
-            }
-            previous = Some(key_bytes);
-        }
+        check_sorted_arena(tree, arena)?;
         if tree.field == "_id" && versions_with_documents.get(&tree.schema_id).is_some_and(|count| *count > 1) {
             id_keys_by_collection
                 .entry(tree.schema_id.clone())
@@ -671,16 +728,7 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
             crash::reach("recovery_mid_rebuild");
         }
     }
-    for (collection, mut keys) in id_keys_by_collection {
-        keys.sort_unstable();
-        if let Some(pair) = keys.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(AeroError::new(
-                ErrorCode::DataCorruption,
-                format!("collection {collection} holds two documents with the same _id (pages {} and {})", pair[0].1.page, pair[1].1.page),
-            )
-            .detail("page", pair[1].1.page.0));
-        }
-    }
+    check_collections(id_keys_by_collection)?;
     report.rebuild_ms = started.elapsed().as_millis() as u64;
     Ok(())
 }
