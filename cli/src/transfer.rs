@@ -45,7 +45,9 @@ fn print_line<W: Write + ?Sized>(out: &mut W, value: &Value) -> bool {
 }
 
 fn open(config: &Path) -> Result<Database, u8> {
-    Database::open(config).map_err(|error| report_fatal(&error.with_severity(aerodb_engine::Severity::Fatal)))
+    let database = Database::open(config).map_err(|error| report_fatal(&error.with_severity(aerodb_engine::Severity::Fatal)))?;
+    crate::allocator_after_boot();
+    Ok(database)
 }
 
 /// `aerodb backup DEST`.
