@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Bulk writes side by side, in interleaved rounds: `aerodb import` of
-# 100,000 lines, `aerodb start` with 100,000 inserts piped, and the sqlite3
+# N lines (100,000 unless given), `aerodb start` with the same N inserts piped, and the sqlite3
 # CLI with 10,000 inserts in autocommit (one transaction per insert, WAL
 # mode, synchronous=FULL, the same table and indexes as bench/). Documents
 # are the harness's (~100 bytes). Each run starts from an empty database.
 #   cargo build --release -p aerodb-cli
-#   bench/import.sh 3
+#   bench/import.sh 3            # 100,000 documents
+#   bench/import.sh 1 1000000    # 1,000,000 documents
 set -uo pipefail
 rounds=${1:-3}
+docs=${2:-100000}
 bin=$(cd "$(dirname "$0")/.." && pwd)/target/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 - "$work" <<'PY'
+python3 - "$work" "$docs" <<'PY'
 import sys
 work = sys.argv[1]
+count = int(sys.argv[2])
 PAD = "abcdefghijklmnopqrstuvwxyz-abcdefghijklmnopqrstuvwx"
 def splitmix(x):
     x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
@@ -21,7 +24,7 @@ def splitmix(x):
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
     return x ^ (x >> 31)
 docs = []
-for i in range(100_000):
+for i in range(count):
     mixed = splitmix(i)
     docs.append((f"u{i:09}", f"name-{mixed % 1000:04}-{PAD}", (mixed >> 32) % 100))
 with open(f"{work}/docs.ndjson", "w") as f:
@@ -47,5 +50,5 @@ for round in $(seq 1 "$rounds"); do
   fresh; import_s=$(cd "$work/db" && timed "$bin/aerodb" import --config aerodb.json --schema user --version v1 "$work/docs.ndjson")
   fresh; start_s=$(cd "$work/db" && timed bash -c "'$bin/aerodb' start --config aerodb.json < '$work/inserts.txt'")
   rm -f "$work"/s.db*; sqlite_s=$(timed bash -c "sqlite3 '$work/s.db' < '$work/sqlite.sql'")
-  echo "round $round: import 100,000 ${import_s} s ($(echo "100000 / $import_s" | bc)/s); start 100,000 piped ${start_s} s ($(echo "100000 / $start_s" | bc)/s); sqlite3 10,000 autocommit ${sqlite_s} s ($(echo "10000 / $sqlite_s" | bc)/s); import / sqlite = $(echo "scale=1; (100000 / $import_s) / (10000 / $sqlite_s)" | bc)x, start / sqlite = $(echo "scale=1; (100000 / $start_s) / (10000 / $sqlite_s)" | bc)x"
+  echo "round $round: import $docs ${import_s} s ($(echo "$docs / $import_s" | bc)/s); start $docs piped ${start_s} s ($(echo "$docs / $start_s" | bc)/s); sqlite3 10,000 autocommit ${sqlite_s} s ($(echo "10000 / $sqlite_s" | bc)/s); import / sqlite = $(echo "scale=1; ($docs / $import_s) / (10000 / $sqlite_s)" | bc)x, start / sqlite = $(echo "scale=1; ($docs / $start_s) / (10000 / $sqlite_s)" | bc)x"
 done
