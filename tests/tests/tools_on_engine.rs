@@ -188,7 +188,7 @@ fn verify_and_inspect_beside_a_server_that_keeps_writing_report_no_false_damage(
     let sandbox = sandbox_with_schemas();
     let mut server = sandbox.start(&[]);
     let mut acknowledged = 0usize;
-    let mut write = |server: &mut aerodb_tests::Server, acknowledged: &mut usize| {
+    let write = |server: &mut aerodb_tests::Server, acknowledged: &mut usize| {
         let index = *acknowledged;
         let request = if index % 7 == 3 {
             insert_request("note", &note_doc(&format!("n{index}"), "live", 1, 5000 + index % 3000))
