@@ -732,3 +732,49 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
     report.rebuild_ms = started.elapsed().as_millis() as u64;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arena(keys: &[(&[u8], u64)]) -> KeyArena {
+        let mut arena = KeyArena::default();
+        for (key, page) in keys {
+            arena.push(key, Locator { page: PageNo(*page), slot: 0 }).unwrap();
+        }
+        arena
+    }
+
+    fn verified(arenas: Vec<(TreeId, KeyArena)>) -> Verified {
+        Verified { arenas: arenas.into_iter().collect(), ..Verified::default() }
+    }
+
+    #[test]
+    fn the_check_without_trees_refuses_what_the_rebuild_refuses() {
+        let id = |version: &str| TreeId::new("user", version, "_id");
+        let name = TreeId::new("user", "v1", "name");
+        let mut report = RecoveryReport::default();
+        // Distinct _ids in two versions, and a secondary arena: accepted, and
+        // the secondary arena is not kept (no tree is built from it).
+        let mut ok = verified(vec![
+            (id("v1"), arena(&[(b"b", 2), (b"a", 1)])),
+            (id("v2"), arena(&[(b"c", 3)])),
+            (name.clone(), arena(&[(b"x\x00a", 1), (b"x\x00b", 2)])),
+        ]);
+        check_unique_ids(&mut ok, &mut report).unwrap();
+        assert!(ok.arenas.is_empty());
+        assert_eq!(report.index_entries, 3);
+        // Two documents of one version with one _id.
+        let mut same_version = verified(vec![(id("v1"), arena(&[(b"a", 1), (b"b", 2), (b"a", 3)]))]);
+        let error = check_unique_ids(&mut same_version, &mut report).unwrap_err();
+        assert_eq!(error.code, ErrorCode::DataCorruption);
+        assert!(error.message.contains("duplicate _id"), "{}", error.message);
+        // One _id in two versions of one collection.
+        let mut two_versions = verified(vec![(id("v1"), arena(&[(b"a", 1)])), (id("v2"), arena(&[(b"a", 2)]))]);
+        let error = check_unique_ids(&mut two_versions, &mut report).unwrap_err();
+        assert!(error.message.contains("collection user holds two documents with the same _id"), "{}", error.message);
+        // The same _id in two collections is allowed.
+        let mut two_collections = verified(vec![(id("v1"), arena(&[(b"a", 1)])), (TreeId::new("item", "v1", "_id"), arena(&[(b"a", 2)]))]);
+        check_unique_ids(&mut two_collections, &mut report).unwrap();
+    }
+}
