@@ -63,7 +63,7 @@ impl Database {
         self.root.join(relative)
     }
 
-    /// True when the clean-shutdown marker exists.
+    /// True when the clean-shutdown marker exists (as the engine tests it).
     pub fn has_clean_shutdown(&self) -> bool {
         self.path(CLEAN_SHUTDOWN_FILE).exists()
     }
@@ -86,7 +86,21 @@ impl Database {
         };
         let directory = File::open(&self.root).ok();
         let directory_lock = directory.as_ref().and_then(|directory| shared(directory));
-        let lock_file = File::open(self.path(LOCK_FILE)).ok();
+        // Without blocking (a FIFO named LOCK is not waited on), and only a
+        // regular file (verify reports anything else in its place).
+        let lock_file = match crate::files::open_nonblocking(&self.path(LOCK_FILE)) {
+            Ok(file) if file.metadata().is_ok_and(|metadata| metadata.is_file()) => Some(file),
+            Ok(_) => None,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                crate::cli::write_stderr(&format!(
+                    "{tool}: warning: {} cannot be opened ({error}): no shared lock is held on it, so a server could open \
+                     the database while it is read\n",
+                    self.path(LOCK_FILE).display()
+                ));
+                None
+            }
+        };
         let file_lock = lock_file.as_ref().and_then(|file| shared(file));
         if directory_lock == Some(false) || file_lock == Some(false) {
             self.warn_in_use(tool);

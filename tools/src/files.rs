@@ -24,6 +24,10 @@ pub trait ReadAt {
     fn length(&self) -> u64;
     /// Fills `buf` from `offset`; an error when the range is not all inside.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+
+    /// Takes the file's current length as its length (for a file another
+    /// process appends to; never shorter than before). Nothing for memory.
+    fn refresh_length(&self) {}
 }
 
 impl ReadAt for &[u8] {
@@ -43,30 +47,46 @@ impl ReadAt for &[u8] {
     }
 }
 
-/// A file opened for reading by offset, with its length as of opening.
+/// A file opened for reading by offset, with its length as of opening
+/// (or of the last [`ReadAt::refresh_length`]).
 pub struct ReadFile {
     file: File,
-    length: u64,
+    length: std::sync::atomic::AtomicU64,
 }
 
 impl ReadFile {
+    /// Opens a regular file. Opened without blocking, so a FIFO (or a
+    /// device) where a file should be is refused, not waited on.
     pub fn open(path: &Path) -> std::io::Result<ReadFile> {
-        let file = File::open(path)?;
+        let file = open_nonblocking(path)?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(std::io::Error::other("not a regular file"));
         }
-        Ok(ReadFile { length: metadata.len(), file })
+        Ok(ReadFile { length: std::sync::atomic::AtomicU64::new(metadata.len()), file })
     }
+}
+
+/// Opens `path` read-only with `O_NONBLOCK`: opening a FIFO returns at once
+/// instead of waiting for a writer. (Reads of a regular file ignore the flag.)
+pub fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
 impl ReadAt for ReadFile {
     fn length(&self) -> u64 {
-        self.length
+        self.length.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn refresh_length(&self) {
+        if let Ok(metadata) = self.file.metadata() {
+            self.length.fetch_max(metadata.len(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.length) {
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.length()) {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"));
         }
         // A file shortened since it was opened ends in UnexpectedEof.
@@ -93,10 +113,11 @@ impl<'a> Window<'a> {
         self.source.length()
     }
 
-    /// Forgets the buffered bytes: the next read goes to the file again
-    /// (for a file another process is writing).
+    /// Forgets the buffered bytes and takes the file's current length: the
+    /// next read goes to the file again (for a file another process is writing).
     pub fn invalidate(&mut self) {
         self.buf.clear();
+        self.source.refresh_length();
     }
 
     /// The bytes `[at, at + len)`, cut at the end of the source.
@@ -150,9 +171,8 @@ impl std::fmt::Display for SmallFileError {
 
 /// Reads a metadata file of at most [`JSON_FILE_MAX_BYTES`].
 pub fn read_small(path: &Path) -> Result<Vec<u8>, SmallFileError> {
-    use std::os::unix::fs::OpenOptionsExt;
     // Without blocking: a FIFO in place of a file is refused, not waited on.
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+    let file = match open_nonblocking(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(SmallFileError::Missing),
         Err(error) => return Err(SmallFileError::Io(error)),

@@ -25,8 +25,10 @@ pub struct Segment {
 pub struct PageSpace {
     /// `data` or `indexes`.
     pub dir_name: &'static str,
-    /// False when the folder itself is missing.
+    /// False when the folder itself is missing or cannot be listed.
     pub folder_exists: bool,
+    /// Why the folder cannot be listed, when it exists but cannot be.
+    pub folder_error: Option<String>,
     pub segments: BTreeMap<u64, Segment>,
     /// Files in the folder that are not segment files (relative names).
     pub stray_files: Vec<String>,
@@ -42,14 +44,21 @@ impl PageSpace {
         let mut space = PageSpace {
             dir_name,
             folder_exists: false,
+            folder_error: None,
             segments: BTreeMap::new(),
             stray_files: Vec::new(),
             folders: Vec::new(),
             unreadable: Vec::new(),
         };
         let folder = root.join(dir_name);
-        let Ok(listing) = std::fs::read_dir(&folder) else {
-            return space;
+        let listing = match std::fs::read_dir(&folder) {
+            Ok(listing) => listing,
+            Err(error) => {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    space.folder_error = Some(error.to_string());
+                }
+                return space;
+            }
         };
         space.folder_exists = true;
         let mut names: Vec<(String, bool)> = listing
@@ -100,6 +109,15 @@ impl PageSpace {
     /// Every page number inside the present segment files, in order.
     pub fn page_numbers(&self) -> impl Iterator<Item = PageNo> + '_ {
         self.segments.keys().flat_map(|&index| (index * SEGMENT_PAGES..(index + 1) * SEGMENT_PAGES).map(PageNo))
+    }
+
+    /// Why some of the space cannot be read: the folder, or its first
+    /// unreadable segment file (for the inspect dumps, which stop on it).
+    pub fn read_error(&self) -> Option<String> {
+        if let Some(error) = &self.folder_error {
+            return Some(format!("{}/ cannot be read: {error}", self.dir_name));
+        }
+        self.unreadable.first().map(|(name, reason)| format!("{name} cannot be read: {reason}"))
     }
 
     /// Number of pages the present segment files have room for.

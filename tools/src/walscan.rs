@@ -206,8 +206,10 @@ impl<'a> Scanner<'a> {
     /// the server wrote; but the bytes after the last one may be in flight.
     /// So: the scan ends at the first unwritten (zero) record start instead
     /// of looking further, and a damaged record is read again from the file
-    /// (up to [`LIVE_RETRIES`] times, after growing pauses) before it is
-    /// reported, so a record caught half written is not taken for damage.
+    /// (up to [`LIVE_RETRIES`] times, after growing pauses, as far as the
+    /// file then reaches) before it is reported, so a record caught half
+    /// written, or running past the length the file had when it was opened,
+    /// is not taken for damage.
     pub fn live(source: &'a dyn ReadAt) -> Scanner<'a> {
         Scanner { live: true, ..Scanner::new(source) }
     }
@@ -419,9 +421,9 @@ impl Iterator for Scanner<'_> {
             Ok(false) => {}
             Err(error) => return self.unreadable(position, error),
         }
-        let remaining = self.window.length() - position;
         let base = position as usize;
         let mut attempt = 0;
+        let mut remaining = self.window.length() - position;
         let decoded = loop {
             let decoded = match self.decode_at(position, remaining) {
                 Ok(decoded) => decoded,
@@ -432,7 +434,9 @@ impl Iterator for Scanner<'_> {
             }
             std::thread::sleep(std::time::Duration::from_millis(LIVE_RETRY_PAUSE_MS << (2 * attempt)));
             attempt += 1;
+            // Read again, as far as the file now reaches (it may have grown).
             self.window.invalidate();
+            remaining = self.window.length() - position;
         };
         match decoded {
             Ok((length, seq, op, schema_id, schema_version, id, pages)) => {

@@ -623,3 +623,66 @@ fn index_node_lsn_past_the_wal_is_named() {
     assert_eq!(problems.len(), 1, "{}", show(&problems));
     assert_at(assert_problem(&problems, "past the WAL's last sequence number"), INDEX_SEGMENT, Some(leaf), Some(leaf * 4096 + 24));
 }
+
+/// Runs a tool with a deadline: a FIFO where a file belongs must be refused,
+/// never waited on.
+fn run_with_deadline(db: &common::TestDb, binary: &str, args: &[&str]) -> (i32, String) {
+    let mut child = std::process::Command::new(binary)
+        .arg("--config")
+        .arg(&db.config)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            return (status.code().unwrap_or(-1), text);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{binary} {args:?} did not finish: it waits on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn fifos_and_folders_where_files_belong_are_refused_not_waited_on() {
+    let verify = env!("CARGO_BIN_EXE_aerodb-verify");
+    let inspect = env!("CARGO_BIN_EXE_aerodb-inspect");
+    let make_fifo = |path: &std::path::Path| {
+        std::fs::remove_file(path).unwrap();
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    };
+    for relative in ["wal/wal.log", "data/segment-000000.seg", "indexes/segment-000000.seg", "LOCK"] {
+        let db = clean_db();
+        make_fifo(&db.path(relative));
+        let (code, text) = run_with_deadline(&db, verify, &["--json"]);
+        assert_eq!(code, 1, "{relative}: {text}");
+        assert!(text.contains("not a regular file"), "{relative}: {text}");
+        for args in [vec!["wal"], vec!["pages"], vec!["pages", "--index"], vec!["summary"], vec!["page", "0"]] {
+            let (code, text) = run_with_deadline(&db, inspect, &args);
+            assert!(code == 0 || code == 2, "{relative} {args:?}: {code} {text}");
+        }
+    }
+    // A folder named LOCK or clean_shutdown stops the boot: a problem.
+    for relative in ["LOCK", "clean_shutdown"] {
+        let db = clean_db();
+        std::fs::remove_file(db.path(relative)).unwrap();
+        std::fs::create_dir(db.path(relative)).unwrap();
+        let output = db.verify();
+        assert_eq!(output.code, 1, "{relative}: {}", output.stdout);
+        assert_problem(&output.problems(), "AERO_STORAGE_IO_ERROR");
+    }
+    // An unusable spill folder is refused at once, before any check.
+    let db = clean_db();
+    let output = db.run(verify, &["--spill-dir", "/nonexistent/spill"]);
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(output.stderr.contains("cannot make temporary files"), "{}", output.stderr);
+}

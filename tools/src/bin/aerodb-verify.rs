@@ -44,6 +44,11 @@ fn main() {
     let (_read_lock, not_in_use) = database.lock_for_reading("aerodb-verify");
     let memory = cli.memory.unwrap_or(database.config.max_memory_bytes).max(1);
     let mut limits = Limits::new(memory, cli.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    // The spill folder is tried at once, not first when a sort fills up.
+    if let Err(error) = tempfile::tempfile_in(&limits.spill_dir) {
+        write_stderr(&format!("aerodb-verify: cannot run: cannot make temporary files in {}: {error}\n", limits.spill_dir.display()));
+        std::process::exit(EXIT_CANNOT_RUN);
+    }
     limits.live = !not_in_use;
     let report = match verify::run(&database, &limits) {
         Ok(report) => report,

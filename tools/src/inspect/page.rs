@@ -22,6 +22,13 @@ pub fn run(database: &Database, number: u64, index_space: bool, hex: bool) -> Re
     let dir_name = if index_space { INDEXES_DIR } else { DATA_DIR };
     let space = PageSpace::open(&database.root, dir_name);
     let page_no = PageNo(number);
+    if let Some(error) = &space.folder_error {
+        return Err(CannotRun(format!("{dir_name}/ cannot be read: {error}")));
+    }
+    let file = space.file_of(page_no);
+    if let Some((_, reason)) = space.unreadable.iter().find(|(name, _)| *name == file) {
+        return Err(CannotRun(format!("{file} cannot be read: {reason}")));
+    }
     let Some(page) = space.page(page_no) else {
         return Err(CannotRun(format!(
             "page {number} is not in the segment files of {dir_name}/ ({} segment file(s) present)",

@@ -73,6 +73,9 @@ struct Run {
 pub fn run(database: &Database, index_space: bool, as_json: bool, out: &mut Output) -> Result<(), CannotRun> {
     let dir_name = if index_space { INDEXES_DIR } else { DATA_DIR };
     let space = PageSpace::open(&database.root, dir_name);
+    if let Some(error) = space.read_error() {
+        return Err(CannotRun(error));
+    }
     if space.segments.is_empty() && !as_json {
         out.write(&format!("{dir_name}/: no segment files\n"));
         return Ok(());

@@ -68,15 +68,17 @@ fn space_summary(space: &PageSpace) -> (String, Value) {
     });
     let fill = if written == 0 { 0.0 } else { used as f64 * 100.0 / (written * PAGE_SIZE_BYTES as u64) as f64 };
     let kind_list: Vec<String> = kinds.iter().map(|(kind, count)| format!("{count} {kind}")).collect();
+    let unreadable = space.read_error();
     let text = format!(
-        "{}/: {} segment file(s), {} pages: {}; {bad} with a BAD checksum or header; fill of written pages {fill:.1}%\n",
+        "{}/: {} segment file(s), {} pages: {}; {bad} with a BAD checksum or header; fill of written pages {fill:.1}%{}\n",
         space.dir_name,
         space.segments.len(),
         pages,
-        if kind_list.is_empty() { "none".to_string() } else { kind_list.join(", ") }
+        if kind_list.is_empty() { "none".to_string() } else { kind_list.join(", ") },
+        unreadable.as_ref().map(|error| format!("; UNREADABLE: {error}")).unwrap_or_default()
     );
     let json = json!({"folder": space.dir_name, "segments": space.segments.len(), "pages": pages, "by_kind": kinds,
-                      "bad_pages": bad, "written_pages": written, "fill_percent": fill});
+                      "bad_pages": bad, "written_pages": written, "fill_percent": fill, "unreadable": unreadable});
     (text, json)
 }
 

@@ -578,8 +578,10 @@ pub fn check_segment_lengths(space: &PageSpace, counter: &'static str, report: &
 }
 
 fn check_segment_files(space: &PageSpace, wal: &WalView, clean: bool, report: &mut Report) {
-    if !space.folder_exists {
-        report.problem(Location::file(space.dir_name), "the document segment folder is missing");
+    match &space.folder_error {
+        Some(error) => report.problem(Location::file(space.dir_name), format!("the document segment folder cannot be read: {error}")),
+        None if !space.folder_exists => report.problem(Location::file(space.dir_name), "the document segment folder is missing"),
+        None => {}
     }
     // The engine opens the document segments as one numbered run and refuses
     // anything else in the folder: so does verify (the two agree).
@@ -696,9 +698,12 @@ impl<'a> Part<'a> {
                     Ok(data) => {
                         let within = (data.as_ptr() as usize - effective.as_ptr() as usize) as u64;
                         let data_bytes = data.len() as u16;
+                        // Read again from its segment for the chain check, unless
+                        // the page is the WAL's version or a running server may
+                        // reuse it before then (live mode): then kept as judged.
                         let at = match place.wal {
-                            None => Some(DataAt::Segment(page_no.offset_in_segment() + within)),
-                            Some(_) => self.spill_data(data).map(DataAt::Spill),
+                            None if !self.live => Some(DataAt::Segment(page_no.offset_in_segment() + within)),
+                            _ => self.spill_data(data).map(DataAt::Spill),
                         };
                         if let Some(data) = at {
                             let entry = OverflowPage { page_no, next: header.next(), data_bytes, data, place, part: self.number };

@@ -254,8 +254,10 @@ pub fn check_folder_can_be_emptied(database: &Database, report: &mut Report) {
 }
 
 fn check_segment_files(space: &PageSpace, report: &mut Report) {
-    if !space.folder_exists {
-        report.problem(Location::file(INDEXES_DIR), "the index segment folder is missing");
+    match &space.folder_error {
+        Some(error) => report.problem(Location::file(INDEXES_DIR), format!("the index segment folder cannot be read: {error}")),
+        None if !space.folder_exists => report.problem(Location::file(INDEXES_DIR), "the index segment folder is missing"),
+        None => {}
     }
     for name in &space.stray_files {
         if name != INDEX_DIRECTORY_FILE {

@@ -10,7 +10,9 @@ use aerodb_format::config::Config;
 use aerodb_format::manifest::Manifest;
 use aerodb_format::schema::Schema;
 
-use crate::database::{Database, FROZEN_CONFIG_FILE, MANIFEST_FILE, SCHEMAS_DIR, SCHEMA_HASHES_FILE, STATE_FILE, WAL_FILE};
+use crate::database::{
+    Database, CLEAN_SHUTDOWN_FILE, FROZEN_CONFIG_FILE, LOCK_FILE, MANIFEST_FILE, SCHEMAS_DIR, SCHEMA_HASHES_FILE, STATE_FILE, WAL_FILE,
+};
 use crate::files::{read_small, SmallFileError};
 use crate::verify::report::{Location, Report};
 
@@ -18,6 +20,26 @@ use crate::verify::report::{Location, Report};
 pub type Schemas = BTreeMap<(String, String), Schema>;
 
 /// MANIFEST decodes. Returns it when it does.
+/// `LOCK` and the clean-shutdown marker are what the boot can open and
+/// remove: a folder (or, for `LOCK`, anything but a file) in their place
+/// makes it fail.
+pub fn check_marker_files(database: &Database, report: &mut Report) {
+    if let Ok(metadata) = std::fs::metadata(database.path(LOCK_FILE)) {
+        if !metadata.is_file() {
+            report.problem(
+                Location::file(LOCK_FILE),
+                "LOCK is not a regular file: the engine cannot open it to lock the database (AERO_STORAGE_IO_ERROR)",
+            );
+        }
+    }
+    if std::fs::metadata(database.path(CLEAN_SHUTDOWN_FILE)).is_ok_and(|metadata| metadata.is_dir()) {
+        report.problem(
+            Location::file(CLEAN_SHUTDOWN_FILE),
+            "the clean_shutdown marker is a folder: the engine cannot remove it when it starts (AERO_STORAGE_IO_ERROR)",
+        );
+    }
+}
+
 pub fn check_manifest(database: &Database, report: &mut Report) -> Option<Manifest> {
     report.count("manifest", 1);
     let bytes = match read_small(&database.path(MANIFEST_FILE)) {

@@ -79,6 +79,7 @@ pub fn run(database: &Database, limits: &Limits) -> Result<Report, String> {
         report.note(Location::file(crate::database::LOCK_FILE), LIVE_NOTE);
     }
     let clean = database.has_clean_shutdown() && !limits.live;
+    metadata::check_marker_files(database, &mut report);
     let manifest = metadata::check_manifest(database, &mut report);
     metadata::check_frozen_config(database, &mut report);
     let schemas = metadata::check_schemas(database, &mut report);
