@@ -199,6 +199,18 @@ pub fn verify(page: &PageBytes, expected: PageNo) -> Result<PageHeader, DecodeEr
     Ok(header)
 }
 
+/// Whether the header is that of an unused page of the document space
+/// (FORMAT.md, "Free pages"): empty (`lower` 48, `upper` 4096, no items),
+/// level 0, and linked to nothing. The rule the boot and verify share.
+pub fn is_unused_header(header: &PageHeader) -> bool {
+    header.lower() == HEADER_BYTES
+        && header.upper() == PAGE_SIZE_BYTES
+        && header.item_count.get() == 0
+        && header.level.get() == 0
+        && header.next().is_none()
+        && header.prev().is_none()
+}
+
 /// Structural checks of a header (everything but the checksum and the hole).
 pub fn check_header(header: &PageHeader, expected: PageNo) -> Result<(), DecodeError> {
     if PageKind::from_byte(header.kind).is_none() {

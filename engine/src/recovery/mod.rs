@@ -526,13 +526,7 @@ fn scan_pages(heap: &Heap, catalog: &Catalog, last_seq: SeqNo, range: std::ops::
             }
             Some(PageKind::Free) => {
                 // An unused page: empty, level 0, linked to nothing (verify's rule too).
-                let unused = header.lower() == page::HEADER_BYTES
-                    && header.upper() == PAGE_SIZE_BYTES
-                    && header.item_count.get() == 0
-                    && header.level.get() == 0
-                    && header.next().is_none()
-                    && header.prev().is_none();
-                if !unused {
+                if !page::is_unused_header(&header) {
                     return Err(data_corruption(heap, page_no, 6, "a free page holds content, a level or links".into()));
                 }
             }

@@ -183,48 +183,19 @@ pub fn run(database: &Database, filter: &WalFilter, as_json: bool, out: &mut Out
                 emit(&mut object, cells, row, out);
             }
             ScanEntry::Corrupt { offset, skipped_bytes, error } => {
-                let cells = vec![
-                    offset.to_string(),
-                    "?".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    skipped_bytes.to_string(),
-                    "BAD".into(),
-                    format!("CORRUPT: {error}"),
-                ];
+                let mut cells = status_cells(offset, skipped_bytes.to_string(), "BAD", format!("CORRUPT: {error}"));
+                cells[1] = "?".into();
                 let row = json!({"offset": offset, "bytes": skipped_bytes, "crc": "BAD", "status": "corrupt", "error": error.to_string()});
                 emit(&mut object, cells, row, out);
             }
             ScanEntry::Torn { offset, bytes, reason } => {
                 torn_tail = json!({"offset": offset, "bytes": bytes});
-                let cells = vec![
-                    offset.to_string(),
-                    "-".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    bytes.to_string(),
-                    "-".into(),
-                    format!("TORN TAIL: {reason}"),
-                ];
+                let cells = status_cells(offset, bytes.to_string(), "-", format!("TORN TAIL: {reason}"));
                 let row = json!({"offset": offset, "bytes": bytes, "crc": null, "status": "torn", "error": reason});
                 emit(&mut object, cells, row, out);
             }
             ScanEntry::Unreadable { offset, error } => {
-                let cells = vec![
-                    offset.to_string(),
-                    "-".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "-".into(),
-                    format!("UNREADABLE: {error}"),
-                ];
+                let cells = status_cells(offset, String::new(), "-", format!("UNREADABLE: {error}"));
                 let row = json!({"offset": offset, "bytes": 0, "crc": null, "status": "unreadable", "error": error});
                 emit(&mut object, cells, row, out);
             }
@@ -283,4 +254,10 @@ pub fn run(database: &Database, filter: &WalFilter, as_json: bool, out: &mut Out
         }
     }
     Ok(())
+}
+
+/// The table cells of a row that is not a record: offset, `-` for the
+/// sequence number, empty record columns, then bytes, CRC and status.
+fn status_cells(offset: usize, bytes: String, crc: &str, status: String) -> Vec<String> {
+    vec![offset.to_string(), "-".into(), String::new(), String::new(), String::new(), String::new(), bytes, crc.into(), status]
 }

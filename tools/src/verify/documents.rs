@@ -30,10 +30,10 @@ use serde_json::Value;
 use aerodb_format::btree::Locator;
 use aerodb_format::document;
 use aerodb_format::key::{self, KeyValue};
-use aerodb_format::page::{self, PageBytes, PageHeader, PageKind, HEADER_BYTES};
+use aerodb_format::page::{self, PageBytes, PageHeader, PageKind};
 use aerodb_format::schema::Schema;
 use aerodb_format::slotted::{self, SlotRecord};
-use aerodb_format::{DecodeError, PageNo, SeqNo, PAGE_SIZE_BYTES};
+use aerodb_format::{DecodeError, PageNo, SeqNo};
 
 use crate::database::WAL_FILE;
 use crate::extsort::{Sorted, Sorter};
@@ -718,13 +718,7 @@ impl<'a> Part<'a> {
             }
             Some(PageKind::Free) => {
                 self.report.count("free_pages", 1);
-                let unused = header.lower() == HEADER_BYTES
-                    && header.upper() == PAGE_SIZE_BYTES
-                    && header.item_count.get() == 0
-                    && header.level.get() == 0
-                    && header.next().is_none()
-                    && header.prev().is_none();
-                if !unused {
+                if !page::is_unused_header(&header) {
                     self.report.problem(
                         Place { within: 6, ..place }.location(self.space),
                         format!(
