@@ -18,6 +18,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "recovery_mid_rebuild",
     "shutdown_before_marker",
     "segment_create",
+    "metadata_before_rename",
     "backup_mid_copy",
 ];
 

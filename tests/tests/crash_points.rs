@@ -41,7 +41,7 @@ const WRITE_POINTS: [(&str, Durable); 6] = [
     ("index_mid_update", Durable::Yes),
 ];
 
-const RECOVERY_POINTS: [&str; 2] = ["recovery_mid_replay", "recovery_mid_rebuild"];
+const RECOVERY_POINTS: [&str; 3] = ["recovery_mid_replay", "recovery_mid_rebuild", "metadata_before_rename"];
 const GROUP_POINT: &str = "wal_mid_group";
 const GROW_POINT: &str = "wal_grow";
 const SEGMENT_POINT: &str = "segment_create";
@@ -384,6 +384,16 @@ fn crash_at_recovery_mid_replay_then_recover() {
 #[test]
 fn crash_at_recovery_mid_rebuild_then_recover() {
     recovery_point("recovery_mid_rebuild");
+}
+
+/// `metadata_before_rename`, inside every atomic metadata write (state
+/// file, schema hashes, schema files, index directory): the first one a
+/// boot makes is the index directory's, after the rebuild. The crash leaves
+/// the new content under its temporary name and the old one in place; the
+/// next boot empties the index folder (the leftover with it) and serves.
+#[test]
+fn crash_at_metadata_before_rename_then_recover() {
+    recovery_point("metadata_before_rename");
 }
 
 /// `shutdown_before_marker`: the writes of the run were acknowledged, the

@@ -380,7 +380,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let temporary = folder.join(format!(".{name}.tmp-{}-{tag}", std::process::id()));
     let written = create_new_private(&temporary).and_then(|file| {
         file.write_all_at(bytes, 0)?;
-        file.sync_all()
+        file.sync_all()?;
+        // The new content is durable under its temporary name; the old one is still in place.
+        crate::crash::reach("metadata_before_rename");
+        Ok(())
     });
     if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
         let _ = std::fs::remove_file(&temporary);
