@@ -120,24 +120,34 @@ impl Place {
         }
     }
 
+    /// Appends the place without its page (the record it goes in holds the
+    /// locator, whose page it is): `[0][within u16]` in a segment,
+    /// `[1][within u16][seq u64][record offset u64]` in the WAL.
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.page.0.to_be_bytes());
-        out.extend_from_slice(&self.within.to_be_bytes());
-        let (seq, offset) = self.wal.map_or((0, 0), |(seq, offset)| (seq.0, offset));
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(&offset.to_be_bytes());
+        let within = (self.within.min(u32::from(u16::MAX)) as u16).to_be_bytes();
+        match self.wal {
+            None => {
+                out.push(0);
+                out.extend_from_slice(&within);
+            }
+            Some((seq, offset)) => {
+                out.push(1);
+                out.extend_from_slice(&within);
+                out.extend_from_slice(&seq.0.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+            }
+        }
     }
 
-    const ENCODED_BYTES: usize = 8 + 4 + 8 + 8;
-
-    fn decode(bytes: &[u8]) -> Place {
-        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let seq = u64_at(12);
-        Place {
-            page: PageNo(u64_at(0)),
-            within: u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")),
-            wal: (seq != 0).then(|| (SeqNo(seq), u64_at(20))),
+    /// The place [`Place::encode`] wrote at the start of `bytes`, on `page`,
+    /// and the bytes it took.
+    fn decode(bytes: &[u8], page: PageNo) -> (Place, usize) {
+        let within = u32::from(u16::from_be_bytes([bytes[1], bytes[2]]));
+        if bytes[0] == 0 {
+            return (Place { page, within, wal: None }, 3);
         }
+        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        (Place { page, within, wal: Some((SeqNo(u64_at(3)), u64_at(11))) }, 19)
     }
 }
 
@@ -207,7 +217,7 @@ impl ExpectedEntry<'_> {
         let (_, tree, key, rest) = split_prefix(record);
         let page = u64::from_be_bytes(rest[0..8].try_into().expect("8 bytes"));
         let slot = u16::from_be_bytes([rest[8], rest[9]]);
-        ExpectedEntry { tree, key, locator: Locator { page: PageNo(page), slot }, place: Place::decode(&rest[10..]) }
+        ExpectedEntry { tree, key, locator: Locator { page: PageNo(page), slot }, place: Place::decode(&rest[10..], PageNo(page)).0 }
     }
 }
 
@@ -533,8 +543,8 @@ fn check_unique_ids(space: &PageSpace, mut ids: Sorted, report: &mut Report) -> 
                     slot: u16::from_be_bytes([rest[8], rest[9]]),
                 };
                 let (version, rest) = take_text(&rest[10..]);
-                let place = Place::decode(rest);
-                let id_text = String::from_utf8_lossy(&rest[Place::ENCODED_BYTES..]).into_owned();
+                let (place, used) = Place::decode(rest, locator.page);
+                let id_text = String::from_utf8_lossy(&rest[used..]).into_owned();
                 (locator, version.to_string(), place, id_text)
             };
             let (other, other_version, _, _) = parse(&first);
