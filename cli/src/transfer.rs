@@ -195,12 +195,22 @@ pub fn import(config: &Path, schema: &str, version: &str, file: &Path, stop_on_e
     let input: Box<dyn BufRead> = if file == Path::new("-") {
         Box::new(std::io::BufReader::with_capacity(256 * 1024, std::io::stdin()))
     } else {
-        match std::fs::File::open(file) {
+        // A file that cannot be opened (or a folder) stops the import before
+        // the database is opened: a fatal storage error, like any file the
+        // command cannot read.
+        let opened = std::fs::File::open(file).and_then(|handle| {
+            if handle.metadata()?.is_dir() {
+                return Err(std::io::Error::other("is a folder, not a file of lines"));
+            }
+            Ok(handle)
+        });
+        match opened {
             Ok(handle) => Box::new(std::io::BufReader::with_capacity(256 * 1024, handle)),
             Err(error) => {
                 return report_fatal(
-                    &AeroError::new(ErrorCode::QueryInvalid, format!("cannot open {}: {error}", file.display()))
-                        .detail("file", file.display().to_string()),
+                    &AeroError::new(ErrorCode::StorageIoError, format!("cannot open {}: {error}", file.display()))
+                        .detail("file", file.display().to_string())
+                        .with_severity(aerodb_engine::Severity::Fatal),
                 )
             }
         }
@@ -219,7 +229,8 @@ pub fn import(config: &Path, schema: &str, version: &str, file: &Path, stop_on_e
     let mut stopped = false;
     let mut read_failure = None;
     // Answers a batch; false once the import must stop (an error with
-    // --stop-on-error, or a fatal error).
+    // --stop-on-error, or a fatal error). Lines read after the one it
+    // stopped at were never run: `lines` then ends at that line.
     let run = |database: &mut Database, batch: &mut Vec<(u64, Value)>, tally: &mut Tally, out: &mut dyn Write| -> bool {
         let (numbers, requests): (Vec<u64>, Vec<Value>) = batch.drain(..).unzip();
         let results = if stop_on_error {
@@ -236,8 +247,9 @@ pub fn import(config: &Path, schema: &str, version: &str, file: &Path, stop_on_e
                     report["line"] = Value::from(*number);
                     let _ = print_line(out, &report);
                     *tally.rejected.entry(error.code.as_str()).or_default() += 1;
-                    if stop_on_error || error.is_fatal() {
+                    if go_on && (stop_on_error || error.is_fatal()) {
                         go_on = false;
+                        tally.lines = *number;
                     }
                 }
             }
@@ -290,8 +302,8 @@ pub fn import(config: &Path, schema: &str, version: &str, file: &Path, stop_on_e
         }
         progress.tick(|| format!("imported {} of {} lines", tally.inserted, tally.lines));
     }
-    if !stopped && !batch.is_empty() {
-        run(&mut database, &mut batch, &mut tally, &mut out);
+    if !stopped && !batch.is_empty() && !run(&mut database, &mut batch, &mut tally, &mut out) {
+        stopped = true;
     }
     progress.done();
     let rejected: u64 = tally.rejected.values().sum();

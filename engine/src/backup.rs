@@ -105,6 +105,23 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
     if std::fs::symlink_metadata(dest).is_ok() {
         return Err(exists());
     }
+    // A copy inside the source would be a stray file of the source (a
+    // folder in its schema, segment or index folder stops its next boot).
+    // Compared with symbolic links resolved: the folder DEST would go in.
+    let dest_folder = dest.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let (Ok(root), Ok(folder)) = (std::fs::canonicalize(&source.root), std::fs::canonicalize(dest_folder)) {
+        if folder.starts_with(&root) {
+            return Err(AeroError::new(
+                ErrorCode::StorageExists,
+                format!(
+                    "{} lies inside the database's data directory {}; a backup never writes in the source",
+                    dest.display(),
+                    root.display()
+                ),
+            )
+            .detail("dest", dest.display().to_string()));
+        }
+    }
     let (staging, parent) = fileio::staging_path(dest, "backup")
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", Path::new("/dev/urandom"), &error))?;
     let outcome = copy_into(&source, &staging).and_then(|mut summary| {

@@ -257,6 +257,46 @@ fn import_reports_rejected_lines_and_stops_on_error_when_asked() {
     assert_eq!((report["data"]["inserted"].as_u64(), report["data"]["stopped_early"].as_bool()), (Some(1), Some(true)), "{report}");
     let exported = stopping.aerodb(&["export", "--schema", "user", "--version", "v1"], "");
     assert_eq!(String::from_utf8_lossy(&exported.stdout).lines().count(), 1, "nothing after the first rejected line was inserted");
+    assert_eq!(report["data"]["lines_read"], 2, "the import stopped at line 2: {report}");
+
+    // The rejected line in the last batch, with nothing after it to parse:
+    // the summary still says it stopped there.
+    let last_batch = Sandbox::with_user_schema();
+    let file = [lines[0], lines[1], lines[6]].join("\n") + "\n";
+    std::fs::write(last_batch.path().join("in.ndjson"), file).unwrap();
+    let output = last_batch.aerodb(&["import", "--schema", "user", "--version", "v1", "--stop-on-error", "in.ndjson"], "");
+    assert_eq!(output.status.code(), Some(1));
+    let report = summary(&output);
+    assert_eq!(report["data"]["stopped_early"], true, "{report}");
+    assert_eq!(report["data"]["lines_read"], 2, "{report}");
+    assert_eq!(report["data"]["inserted"], 1, "{report}");
+
+    // A file that cannot be read, or a folder: fatal, before the database is opened.
+    for missing in ["no-such-file.ndjson", "."] {
+        let output = last_batch.aerodb(&["import", "--schema", "user", "--version", "v1", missing], "");
+        assert_eq!(output.status.code(), Some(2), "{missing}: {}", describe(&output));
+        let error = aerodb_tests::fatal_error(&output);
+        assert_eq!(
+            (error["code"].as_str(), error["severity"].as_str()),
+            (Some("AERO_STORAGE_IO_ERROR"), Some("FATAL")),
+            "{missing}: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_backup_inside_the_source_is_refused_and_the_source_still_boots() {
+    let sandbox = sandbox_with_schemas();
+    let mut model = Model::default();
+    load(&sandbox, &mut model, 20);
+    std::os::unix::fs::symlink(sandbox.data().join("metadata/schemas"), sandbox.path().join("schemas-link")).unwrap();
+    for dest in ["data/metadata/schemas/bk", "data/data/bk", "data/indexes/bk", "data/bk", "schemas-link/bk"] {
+        let output = sandbox.aerodb(&["backup", dest], "");
+        assert_eq!(output.status.code(), Some(2), "{dest}: {}", describe(&output));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("a backup never writes in the source"), "{dest}: {}", describe(&output));
+        assert!(std::fs::symlink_metadata(sandbox.path().join(dest)).is_err(), "{dest} was created");
+    }
+    assert_serves(&sandbox, &model, &[]);
 }
 
 #[test]
