@@ -17,8 +17,8 @@
 //! records, documents or index entries goes through external sorts
 //! ([`crate::extsort`]) whose buffers share a fixed part of the bound and
 //! spill to temporary files beyond it. What remains in memory grows only
-//! with the number of segment files and of overflow pages (a few dozen bytes
-//! each), and the findings kept are capped ([`report::FINDINGS_KEPT_MAX`]).
+//! with the number of segment files, index pages (2 bytes each) and overflow
+//! pages and stubs (84 and 72 bytes each), and the findings kept are capped ([`report::FINDINGS_KEPT_MAX`]).
 
 pub mod documents;
 pub mod indexes;
