@@ -34,7 +34,8 @@ use crate::config::{self, Paths};
 use crate::crash;
 use crate::db::{check_initialized, Database};
 use crate::error::{io_error, AeroError, ErrorCode, Result};
-use crate::io::{self as fileio, WalFile};
+use crate::io::WalFile;
+use crate::vfs::{Access, FileHandle, FileSystem};
 
 /// What a backup copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +64,7 @@ const COPY_CHUNK_BYTES: usize = 1024 * 1024;
 /// A read-only view of a file cut at a fixed length: the WAL as it was at
 /// one moment, whatever a server appends after it.
 struct Snapshot {
-    file: std::fs::File,
+    file: Box<dyn FileHandle>,
     length: u64,
 }
 
@@ -84,11 +85,10 @@ impl WalFile for Snapshot {
         Err(std::io::Error::other("a backup never writes the source WAL"))
     }
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
         if offset + buffer.len() as u64 > self.length {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
         }
-        self.file.read_exact_at(buffer, offset)
+        self.file.read_at(offset, buffer)
     }
 }
 
@@ -102,7 +102,8 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
         AeroError::new(ErrorCode::StorageExists, format!("{} already exists; a backup never writes over anything", dest.display()))
             .detail("dest", dest.display().to_string())
     };
-    if std::fs::symlink_metadata(dest).is_ok() {
+    let fs = &*source.fs;
+    if fs.exists(dest) {
         return Err(exists());
     }
     // A copy inside the source would be a stray file of the source (a
@@ -122,7 +123,7 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
             .detail("dest", dest.display().to_string()));
         }
     }
-    let (staging, parent) = fileio::staging_path(dest, "backup")
+    let (staging, parent) = crate::vfs::staging_path(fs, dest, "backup")
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", Path::new("/dev/urandom"), &error))?;
     let outcome = copy_into(&source, &staging).and_then(|mut summary| {
         // The check: the copy's own boot, every step that can refuse it
@@ -145,21 +146,21 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
         // later lost records.
         database.write_state_without_marker()?;
         drop(database);
-        let copy = Paths::new(staging.clone());
+        let copy = Paths::with_fs(staging.clone(), source.fs.clone());
         for folder in [&copy.data, &copy.indexes] {
-            let entries = std::fs::read_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
-            for entry in entries {
-                let path = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?.path();
-                std::fs::remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
+            let names = fs.list(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
+            for name in names {
+                let path = folder.join(name);
+                fs.remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
             }
-            fileio::sync_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", folder, &error))?;
+            fs.sync_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", folder, &error))?;
         }
-        fileio::sync_dir(&copy.metadata).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &copy.metadata, &error))?;
-        fileio::rename_no_replace(&staging, dest).map_err(|error| match error.kind() {
+        fs.sync_dir(&copy.metadata).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &copy.metadata, &error))?;
+        fs.rename_no_replace(&staging, dest).map_err(|error| match error.kind() {
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
             _ => io_error(ErrorCode::StorageIoError, "cannot rename into place", dest, &error),
         })?;
-        fileio::sync_dir(&parent).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &parent, &error))?;
+        fs.sync_dir(&parent).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &parent, &error))?;
         Ok(summary)
     });
     match outcome {
@@ -170,40 +171,40 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
         }
         Err(error) => {
             // Only the tree this process made is removed.
-            let _ = std::fs::remove_dir_all(&staging);
+            crate::vfs::remove_tree(fs, &staging);
             Err(error)
         }
     }
 }
 
 /// Writes a new file with `bytes` and syncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut file = fileio::create_new_private(path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", path, &error))
+fn write_synced(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::vfs::write_new(fs, path, bytes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", path, &error))
 }
 
-fn read_small(path: &Path) -> Result<Vec<u8>> {
-    fileio::read_json_file(path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", path, &error))
+fn read_small(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
+    crate::vfs::read_json(fs, path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", path, &error))
 }
 
 fn copy_into(source: &Paths, staging: &Path) -> Result<BackupSummary> {
-    let target = Paths::new(staging.to_path_buf());
+    let fs = &*source.fs;
+    let target = Paths::with_fs(staging.to_path_buf(), source.fs.clone());
     for folder in [&target.root, &target.wal_dir, &target.data, &target.indexes, &target.metadata, &target.schemas] {
-        fileio::create_private_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", folder, &error))?;
+        fs.create_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", folder, &error))?;
     }
     let mut bytes_copied = 0u64;
-    let manifest = fileio::read_file_bounded(&source.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)
+    let manifest = crate::vfs::read_bounded(fs, &source.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &source.manifest, &error))?;
-    write_synced(&target.manifest, &manifest)?;
-    write_synced(&target.lock, b"")?;
-    let frozen = read_small(&source.frozen_config)?;
-    write_synced(&target.frozen_config, &frozen)?;
+    write_synced(fs, &target.manifest, &manifest)?;
+    write_synced(fs, &target.lock, b"")?;
+    let frozen = read_small(fs, &source.frozen_config)?;
+    write_synced(fs, &target.frozen_config, &frozen)?;
     bytes_copied += (manifest.len() + frozen.len()) as u64;
 
     // The WAL as of now: its length once, then every valid record up to it.
-    let file = std::fs::File::open(&source.wal).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &source.wal, &error))?;
-    let length = file.metadata().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &source.wal, &error))?.len();
+    let file =
+        fs.open(&source.wal, Access::Read).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &source.wal, &error))?;
+    let length = file.len().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &source.wal, &error))?;
     let snapshot = Snapshot { file, length };
     // A server may be writing a group into the preallocated space while the
     // log is read: a read can catch a later page of that write before an
@@ -220,26 +221,27 @@ fn copy_into(source: &Paths, staging: &Path) -> Result<BackupSummary> {
             other => break other?,
         }
     };
-    copy_wal(&snapshot, scanned.valid_end, &target.wal)?;
+    copy_wal(fs, &snapshot, scanned.valid_end, &target.wal)?;
     bytes_copied += scanned.valid_end;
 
     // Hashes first, then the files (a schema file is written before its hash).
-    let hashes = read_small(&source.schema_hashes)?;
-    let mut names: Vec<String> = std::fs::read_dir(&source.schemas)
+    let hashes = read_small(fs, &source.schema_hashes)?;
+    let mut names: Vec<String> = fs
+        .list(&source.schemas)
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &source.schemas, &error))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.file_name().to_string_lossy().into_owned()))
+        .into_iter()
         .filter(|name| !name.starts_with('.'))
         .collect();
     names.sort();
     for name in &names {
-        let bytes = read_small(&source.schemas.join(name))?;
-        write_synced(&target.schemas.join(name), &bytes)?;
+        let bytes = read_small(fs, &source.schemas.join(name))?;
+        write_synced(fs, &target.schemas.join(name), &bytes)?;
         bytes_copied += bytes.len() as u64;
     }
-    write_synced(&target.schema_hashes, &hashes)?;
+    write_synced(fs, &target.schema_hashes, &hashes)?;
     bytes_copied += hashes.len() as u64;
     for folder in [&target.wal_dir, &target.data, &target.indexes, &target.schemas, &target.metadata, &target.root] {
-        fileio::sync_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", folder, &error))?;
+        fs.sync_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", folder, &error))?;
     }
     Ok(BackupSummary {
         dest: staging.to_path_buf(),
@@ -254,15 +256,14 @@ fn copy_into(source: &Paths, staging: &Path) -> Result<BackupSummary> {
 }
 
 /// Copies the first `end` bytes of the source WAL to `path`, synced.
-fn copy_wal(source: &Snapshot, end: u64, path: &Path) -> Result<()> {
-    use std::io::Write;
-    let mut out = fileio::create_new_private(path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error))?;
+fn copy_wal(fs: &dyn FileSystem, source: &Snapshot, end: u64, path: &Path) -> Result<()> {
+    let out = fs.open(path, Access::CreateNew).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error))?;
     let mut buffer = vec![0u8; COPY_CHUNK_BYTES];
     let mut offset = 0u64;
     while offset < end {
         let length = ((end - offset) as usize).min(COPY_CHUNK_BYTES);
         source.read_at(offset, &mut buffer[..length]).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", path, &error))?;
-        out.write_all(&buffer[..length]).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", path, &error))?;
+        out.write_at(offset, &buffer[..length]).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", path, &error))?;
         offset += length as u64;
         if offset == length as u64 {
             crash::reach("backup_mid_copy");

@@ -4,10 +4,12 @@
 //! opened; a relative `data_dir` is resolved against the config file's folder.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aerodb_format::config::{Config, ConfigErrorKind};
 
 use crate::error::{AeroError, ErrorCode, Result};
+use crate::vfs::FileSystem;
 
 /// A validated config and where it came from.
 #[derive(Clone, Debug)]
@@ -34,12 +36,21 @@ pub struct Paths {
     pub schema_hashes: PathBuf,
     pub state: PathBuf,
     pub clean_shutdown: PathBuf,
+    /// The file system every one of these files is reached through.
+    pub fs: Arc<dyn FileSystem>,
 }
 
 impl Paths {
+    /// The paths of the data directory `root` on the real file system.
     pub fn new(root: PathBuf) -> Paths {
+        Paths::with_fs(root, crate::vfs::os())
+    }
+
+    /// The paths of the data directory `root`, reached through `fs`.
+    pub fn with_fs(root: PathBuf, fs: Arc<dyn FileSystem>) -> Paths {
         use aerodb_format::layout as names;
         Paths {
+            fs,
             manifest: root.join(names::MANIFEST_FILE),
             lock: root.join(names::LOCK_FILE),
             wal_dir: root.join(names::WAL_DIR),

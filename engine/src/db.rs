@@ -8,8 +8,6 @@
 //! After a fatal error the database refuses every further request.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use aerodb_format::document::encode_record;
@@ -26,12 +24,13 @@ use crate::config::{self, EngineConfig, Paths};
 use crate::crash;
 use crate::error::{io_error, AeroError, ErrorCode, Result};
 use crate::heap::Heap;
-use crate::io::{self as fileio, OsFile, WalFile};
+use crate::io::{OsFile, WalFile};
 use crate::lifecycle::{Lifecycle, State};
 use crate::log;
 use crate::pager::Pager;
 use crate::query::{self, Plan};
 use crate::recovery::{self, index_keys, RecoveryReport};
+use crate::vfs::{Access, FileHandle};
 use crate::wal::Wal;
 
 /// How `op: "query"` requests are answered.
@@ -51,6 +50,9 @@ pub struct OpenOptions {
     pub wal_file: Option<Box<dyn WalFile>>,
     /// Planned failures of document segment allocation (ENOSPC, EIO).
     pub segment_allocation_faults: Option<crate::io::AllocationFaults>,
+    /// The file system to reach the data directory through instead of the
+    /// real one (the simulator of the power-loss tests).
+    pub file_system: Option<std::sync::Arc<dyn crate::vfs::FileSystem>>,
 }
 
 /// An open database, serving requests.
@@ -62,7 +64,7 @@ pub struct Database {
     heap: Heap,
     indexes: Indexes,
     /// The data directory and `LOCK`, both flock'ed (see `take_lock`).
-    _lock: (File, File),
+    _lock: (Box<dyn FileHandle>, Box<dyn FileHandle>),
     documents: u64,
     /// Encoded sizes of the stored documents per (schema_id, schema_version),
     /// size → count: the planner's per-document memory bound is the largest
@@ -126,7 +128,8 @@ pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
         AeroError::new(ErrorCode::StorageExists, format!("{} already exists; init never touches an existing directory", root.display()))
             .detail("data_dir", root.display().to_string())
     };
-    if std::fs::symlink_metadata(root).is_ok() {
+    let fs = &*config.paths.fs;
+    if fs.exists(root) {
         return Err(exists());
     }
     // Build the tree beside its final place under a name no other process
@@ -135,22 +138,22 @@ pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
     // place in one step that refuses to replace anything: of several
     // concurrent inits exactly one succeeds.
     let io = |path: &Path, error: std::io::Error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error);
-    let database_id = random_database_id().map_err(|error| io(Path::new("/dev/urandom"), error))?;
-    let (staging, parent) = fileio::staging_path(root, "init").map_err(|error| io(Path::new("/dev/urandom"), error))?;
+    let database_id = random_database_id(fs).map_err(|error| io(Path::new("/dev/urandom"), error))?;
+    let (staging, parent) = crate::vfs::staging_path(fs, root, "init").map_err(|error| io(Path::new("/dev/urandom"), error))?;
     let parent = parent.as_path();
-    let paths = Paths::new(staging.clone());
+    let paths = Paths::with_fs(staging.clone(), config.paths.fs.clone());
     let result = build_database_tree(&paths, config, database_id).and_then(|()| {
-        fileio::rename_no_replace(&staging, root).map_err(|error| match error.kind() {
+        fs.rename_no_replace(&staging, root).map_err(|error| match error.kind() {
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
             _ => io(root, error),
         })
     });
     if let Err(error) = result {
         // Only the tree this process made is removed.
-        let _ = std::fs::remove_dir_all(&staging);
+        crate::vfs::remove_tree(fs, &staging);
         return Err(error);
     }
-    fileio::sync_dir(parent).map_err(|error| io(parent, error))?;
+    fs.sync_dir(parent).map_err(|error| io(parent, error))?;
     log::info("lifecycle", "initialized", &[("data_dir", root.display().to_string().into())]);
     Ok(())
 }
@@ -160,7 +163,7 @@ pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
 fn build_database_tree(paths: &Paths, config: &config::EngineConfig, database_id: [u8; 16]) -> Result<()> {
     let io = |path: &Path, error: std::io::Error| io_error(ErrorCode::StorageIoError, "cannot create", path, &error);
     for folder in [&paths.root, &paths.wal_dir, &paths.data, &paths.indexes, &paths.metadata, &paths.schemas] {
-        fileio::create_private_dir(folder).map_err(|error| io(folder, error))?;
+        paths.fs.create_dir(folder).map_err(|error| io(folder, error))?;
     }
     let files: [(&Path, Vec<u8>); 5] = [
         (&paths.manifest, Manifest::new(database_id).encode().to_vec()),
@@ -170,10 +173,10 @@ fn build_database_tree(paths: &Paths, config: &config::EngineConfig, database_id
         (&paths.schema_hashes, b"{}\n".to_vec()),
     ];
     for (path, bytes) in files {
-        write_new_file(path, &bytes).map_err(|error| io(path, error))?;
+        crate::vfs::write_new(&*paths.fs, path, &bytes).map_err(|error| io(path, error))?;
     }
     for folder in [&paths.wal_dir, &paths.data, &paths.indexes, &paths.schemas, &paths.metadata, &paths.root] {
-        fileio::sync_dir(folder).map_err(|error| io(folder, error))?;
+        paths.fs.sync_dir(folder).map_err(|error| io(folder, error))?;
     }
     Ok(())
 }
@@ -188,8 +191,8 @@ pub fn check_initialized(paths: &Paths) -> Result<()> {
             .detail("data_dir", paths.root.display().to_string())
     };
     for (path, is_folder) in [(&paths.root, true), (&paths.manifest, false)] {
-        match std::fs::metadata(path) {
-            Ok(metadata) if metadata.is_dir() == is_folder => {}
+        match paths.fs.kind(path) {
+            Ok(kind) if (kind == crate::vfs::EntryKind::Dir) == is_folder => {}
             Ok(_) if is_folder => return Err(uninitialized("it is not a folder")),
             Ok(_) => return Err(uninitialized("MANIFEST is not a file")),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -199,20 +202,13 @@ pub fn check_initialized(paths: &Paths) -> Result<()> {
         }
     }
     // Listing the folder proves the process may enter it.
-    std::fs::read_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &paths.root, &error))?;
+    paths.fs.list(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read", &paths.root, &error))?;
     Ok(())
 }
 
-fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let file = fileio::create_new_private(path)?;
-    file.write_all_at(bytes, 0)?;
-    file.sync_all()
-}
-
-fn random_database_id() -> std::io::Result<[u8; 16]> {
+fn random_database_id(fs: &dyn crate::vfs::FileSystem) -> std::io::Result<[u8; 16]> {
     let mut id = [0u8; 16];
-    fileio::random_bytes(&mut id)?;
+    fs.random_bytes(&mut id)?;
     Ok(id)
 }
 
@@ -224,8 +220,9 @@ fn metadata_corruption(path: &Path, reason: impl std::fmt::Display) -> AeroError
 type ShutdownState = aerodb_format::state::State;
 
 /// Reads the state file, any failure as metadata corruption.
-fn read_state(path: &Path) -> Result<ShutdownState> {
-    let bytes = crate::io::read_json_file(path)
+fn read_state(paths: &Paths) -> Result<ShutdownState> {
+    let path = &paths.state;
+    let bytes = crate::vfs::read_json(&*paths.fs, path)
         .map_err(|error| metadata_corruption(path, format!("a clean shutdown marker exists but the state file cannot be read: {error}")))?;
     ShutdownState::decode(&bytes).map_err(|reason| metadata_corruption(path, reason))
 }
@@ -258,25 +255,28 @@ impl Database {
         Database::boot(config, OpenOptions::default(), true)
     }
 
-    fn boot(config: EngineConfig, options: OpenOptions, check_only: bool) -> Result<Database> {
+    fn boot(mut config: EngineConfig, options: OpenOptions, check_only: bool) -> Result<Database> {
+        if let Some(fs) = options.file_system {
+            config.paths = Paths::with_fs(config.paths.root.clone(), fs);
+        }
         let mut lifecycle = Lifecycle::new();
         lifecycle.enter(State::Initializing);
         let paths = config.paths.clone();
         check_initialized(&paths)?;
         let lock = take_lock(&paths)?;
         check_frozen_config(&paths, &config.values)?;
-        let manifest_bytes = crate::io::read_file_bounded(&paths.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)
+        let manifest_bytes = crate::vfs::read_bounded(&*paths.fs, &paths.manifest, aerodb_format::PAGE_SIZE_BYTES as u64)
             .map_err(|error| metadata_corruption(&paths.manifest, error))?;
         let manifest = Manifest::decode(&manifest_bytes)
             .map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
-        let clean_state = if paths.clean_shutdown.exists() { Some(read_state(&paths.state)?) } else { None };
+        let clean_state = if crate::vfs::exists_follow(&*paths.fs, &paths.clean_shutdown) { Some(read_state(&paths)?) } else { None };
         // Without the marker, an older state file still proves how far the
         // log reached at that clean shutdown: a "torn tail" before that point
         // is a damaged acknowledged record, not an interrupted write.
         let acknowledged_wal_bytes = match clean_state {
             Some(state) => state.wal_bytes,
-            None => read_state(&paths.state).map(|state| state.wal_bytes).unwrap_or(0),
+            None => read_state(&paths).map(|state| state.wal_bytes).unwrap_or(0),
         };
 
         lifecycle.enter(State::Recovering);
@@ -284,13 +284,14 @@ impl Database {
         let wal_file: Box<dyn WalFile> = match options.wal_file {
             Some(file) => file,
             None => Box::new(
-                OsFile::open(&paths.wal).map_err(|error| io_error(ErrorCode::WalCorruption, "cannot open WAL", &paths.wal, &error))?,
+                OsFile::open_in(&*paths.fs, &paths.wal)
+                    .map_err(|error| io_error(ErrorCode::WalCorruption, "cannot open WAL", &paths.wal, &error))?,
             ),
         };
         let mut wal = Wal::new(wal_file, &paths.wal, 0, SeqNo(0));
         // Before replay touches a segment: the log must belong to this database.
         check_wal_identity(&wal, &paths, &manifest)?;
-        let mut data_pager = Pager::open_durable(&paths.data, ErrorCode::DataCorruption)?;
+        let mut data_pager = Pager::open_durable(paths.fs.clone(), &paths.data, ErrorCode::DataCorruption)?;
         data_pager.set_allocation_faults(options.segment_allocation_faults);
         let mut heap = Heap::new(data_pager, 0);
         recovery::replay(&mut wal, &mut heap, &catalog, clean_state.map(|state| state.last_seq), acknowledged_wal_bytes, &mut report)?;
@@ -329,9 +330,11 @@ impl Database {
             write_index_directory(&paths, &indexes)?;
         }
         if clean_state.is_some() {
-            std::fs::remove_file(&paths.clean_shutdown)
+            paths
+                .fs
+                .remove_file(&paths.clean_shutdown)
                 .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.clean_shutdown, &error))?;
-            fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
+            paths.fs.sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
         }
         log::info("recovery", "report", &report_fields(&report));
         let database = Database {
@@ -403,7 +406,7 @@ impl Database {
             documents: self.documents,
             document_pages: self.heap.page_count(),
         };
-        fileio::write_atomic(&paths.state, state.encode().as_bytes())
+        crate::vfs::write_atomic(&*paths.fs, &paths.state, state.encode().as_bytes())
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.state, &error))
     }
 
@@ -902,9 +905,9 @@ impl Database {
         write_index_directory(&paths, &self.indexes)?;
         self.write_state_without_marker()?;
         crash::reach("shutdown_before_marker");
-        write_new_file(&paths.clean_shutdown, b"")
+        crate::vfs::write_new(&*paths.fs, &paths.clean_shutdown, b"")
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.clean_shutdown, &error))?;
-        fileio::sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
+        paths.fs.sync_dir(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &paths.root, &error))?;
         self.lifecycle.enter(State::Terminated);
         Ok(())
     }
@@ -967,34 +970,37 @@ fn remove_keys(indexes: &mut Indexes, schema: &Schema, keys: &[(String, Vec<u8>)
 /// process, so deleting `LOCK` (or replacing it) never lets a second process
 /// in. `LOCK` is kept locked as well for tools that look at it. Both locks
 /// go with the process (SIGKILL leaves no stale lock).
-fn take_lock(paths: &Paths) -> Result<(File, File)> {
+fn take_lock(paths: &Paths) -> Result<(Box<dyn FileHandle>, Box<dyn FileHandle>)> {
     let locked = || {
         AeroError::new(ErrorCode::StorageLocked, format!("the database at {} is in use by another process", paths.root.display()))
             .detail("data_dir", paths.root.display().to_string())
     };
-    let directory = File::open(&paths.root).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.root, &error))?;
-    match directory.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(locked()),
-        Err(std::fs::TryLockError::Error(error)) => return Err(io_error(ErrorCode::StorageIoError, "cannot lock", &paths.root, &error)),
+    let fs = &*paths.fs;
+    let directory =
+        fs.open(&paths.root, Access::Read).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.root, &error))?;
+    if !directory.try_lock(true).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot lock", &paths.root, &error))? {
+        return Err(locked());
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&paths.lock)
-        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
-    match file.try_lock() {
-        Ok(()) => Ok((directory, file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(locked()),
-        Err(std::fs::TryLockError::Error(error)) => Err(io_error(ErrorCode::StorageIoError, "cannot lock", &paths.lock, &error)),
+    // A deleted LOCK is made again (the folder lock above already excludes
+    // every other engine); a LOCK made by another process between the two
+    // calls is opened.
+    let file = match fs.open(&paths.lock, Access::ReadWrite) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => match fs.open(&paths.lock, Access::CreateNew) {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => fs.open(&paths.lock, Access::ReadWrite),
+            other => other,
+        },
+        other => other,
     }
+    .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
+    if !file.try_lock(true).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot lock", &paths.lock, &error))? {
+        return Err(locked());
+    }
+    Ok((directory, file))
 }
 
 fn check_frozen_config(paths: &Paths, values: &Config) -> Result<()> {
-    let bytes = crate::io::read_json_file(&paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
+    let bytes =
+        crate::vfs::read_json(&*paths.fs, &paths.frozen_config).map_err(|error| metadata_corruption(&paths.frozen_config, error))?;
     let frozen = Config::parse_frozen(&bytes).map_err(|error| metadata_corruption(&paths.frozen_config, error.message))?;
     if let Some((field, old, new)) = values.first_difference(&frozen) {
         return Err(AeroError::new(
@@ -1033,26 +1039,23 @@ fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<(
 /// if it is missing it is made again (and the boot says so), never a
 /// reason to refuse the database.
 fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
-    if let Err(error) = std::fs::symlink_metadata(&paths.indexes) {
-        if error.kind() != std::io::ErrorKind::NotFound {
-            return Err(io_error(ErrorCode::StorageIoError, "cannot access", &paths.indexes, &error));
-        }
-        fileio::create_private_dir(&paths.indexes)
-            .and_then(|()| fileio::sync_dir(&paths.root))
+    let fs = &*paths.fs;
+    if !fs.exists(&paths.indexes) {
+        fs.create_dir(&paths.indexes)
+            .and_then(|()| fs.sync_dir(&paths.root))
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", &paths.indexes, &error))?;
         log::warn("recovery", "index_folder_recreated", &[("folder", paths.indexes.display().to_string().into())]);
     }
-    let entries =
-        std::fs::read_dir(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
-    for entry in entries {
-        let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
-        std::fs::remove_file(entry.path()).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &entry.path(), &error))?;
+    let names = fs.list(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
+    for name in names {
+        let path = paths.indexes.join(name);
+        fs.remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
     }
-    Ok(Indexes::new(Pager::open(&paths.indexes, ErrorCode::IndexCorruption)?))
+    Ok(Indexes::new(Pager::open(paths.fs.clone(), &paths.indexes, ErrorCode::IndexCorruption)?))
 }
 
 fn write_index_directory(paths: &Paths, indexes: &Indexes) -> Result<()> {
-    fileio::write_atomic(&paths.index_directory, indexes.directory_text().as_bytes())
+    crate::vfs::write_atomic(&*paths.fs, &paths.index_directory, indexes.directory_text().as_bytes())
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.index_directory, &error))
 }
 

@@ -220,7 +220,7 @@ pub mod storage;
 #[doc(hidden)]
 pub use access::{btree, heap};
 #[doc(hidden)]
-pub use storage::{io, pager, wal};
+pub use storage::{io, pager, vfs, wal};
 
 pub use aerodb_format::SeqNo;
 pub use api::{Batch, Collection, Explain, Field, FieldType, Options, Order, PlanSort, Query, SchemaDef, SchemaInstalled};

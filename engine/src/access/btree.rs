@@ -619,7 +619,7 @@ mod tests {
     #[test]
     fn random_inserts_and_removes_keep_every_invariant() {
         let folder = tempfile::tempdir().unwrap();
-        let mut indexes = Indexes::new(Pager::open(folder.path(), ErrorCode::IndexCorruption).unwrap());
+        let mut indexes = Indexes::new(Pager::open(crate::vfs::os(), folder.path(), ErrorCode::IndexCorruption).unwrap());
         let id = TreeId::new("s", "v", "f");
         indexes.bulk_load(&id, std::iter::empty()).unwrap();
         let mut model = BTreeSet::new();
@@ -700,7 +700,7 @@ mod tests {
     #[test]
     fn bulk_load_builds_a_valid_tree() {
         let folder = tempfile::tempdir().unwrap();
-        let mut indexes = Indexes::new(Pager::open(folder.path(), ErrorCode::IndexCorruption).unwrap());
+        let mut indexes = Indexes::new(Pager::open(crate::vfs::os(), folder.path(), ErrorCode::IndexCorruption).unwrap());
         let id = TreeId::new("s", "v", "f");
         let keys: Vec<Vec<u8>> = (0..100_000u32).map(key_of).collect();
         let mut sorted: Vec<&Vec<u8>> = keys.iter().collect();

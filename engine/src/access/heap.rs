@@ -370,7 +370,7 @@ impl Heap {
                     header.lsn()
                 )));
             }
-            self.pager.page_mut(*page_no)?.copy_from_slice(&image[..]);
+            self.pager.write_page(*page_no, image)?;
             if applied == 0 {
                 crash::reach("storage_mid_apply");
             }
@@ -425,9 +425,9 @@ impl Heap {
         self.pager.page(page_no)
     }
 
-    /// The segment page for replay to overwrite.
-    pub fn segment_page_mut(&mut self, page_no: PageNo) -> Result<&mut PageBytes> {
-        self.pager.page_mut(page_no)
+    /// Overwrites a segment page (replay).
+    pub fn write_segment_page(&mut self, page_no: PageNo, page: &PageBytes) -> Result<()> {
+        self.pager.write_page(page_no, page)
     }
 
     /// Pages the segments hold.

@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Paths;
 use crate::error::{io_error, AeroError, ErrorCode, Result, Severity};
-use crate::io::write_atomic;
 use crate::log;
 
 /// Every loaded schema version, by schema_id then schema_version.
@@ -52,7 +51,7 @@ pub fn parse_schema_file(path: &Path, bytes: &[u8]) -> Result<Schema> {
 
 /// The recorded hashes; `None` when the file is missing.
 fn read_hashes(paths: &Paths) -> Result<Option<BTreeMap<String, String>>> {
-    let bytes = match crate::io::read_json_file(&paths.schema_hashes) {
+    let bytes = match crate::vfs::read_json(&*paths.fs, &paths.schema_hashes) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &paths.schema_hashes, &error)),
@@ -104,12 +103,9 @@ impl Catalog {
         let mut changed = false;
         let mut catalog = Catalog::default();
         let mut names = Vec::new();
-        let entries = std::fs::read_dir(&paths.schemas)
-            .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
+        names.extend(
+            paths.fs.list(&paths.schemas).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?,
+        );
         names.sort();
         let mut hashes = match recorded {
             Some(hashes) => hashes,
@@ -124,7 +120,7 @@ impl Catalog {
             if !name.ends_with(".json") {
                 return Err(invalid(&path, "is not a .json schema file"));
             }
-            let bytes = crate::io::read_json_file(&path).map_err(|error| {
+            let bytes = crate::vfs::read_json(&*paths.fs, &path).map_err(|error| {
                 // Too large, or not a regular file: the schema file is invalid.
                 if error.kind() == std::io::ErrorKind::InvalidData {
                     invalid(&path, error)
@@ -171,7 +167,7 @@ impl Catalog {
             .detail("file", path.display().to_string()));
         }
         if changed {
-            write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes())
+            crate::vfs::write_atomic(&*paths.fs, &paths.schema_hashes, hashes_json(&hashes).as_bytes())
                 .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
         }
         Ok(catalog)
@@ -251,10 +247,10 @@ pub fn install_bytes(paths: &Paths, bytes: &[u8], source: &Path) -> Result<(Sche
     let mut hashes = match read_hashes(paths)? {
         Some(hashes) => hashes,
         None => {
-            let names: Vec<String> = std::fs::read_dir(&paths.schemas)
-                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?
-                .filter_map(|entry| entry.ok().map(|entry| entry.file_name().to_string_lossy().into_owned()))
-                .collect();
+            let names = paths
+                .fs
+                .list(&paths.schemas)
+                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?;
             hashes_lost(paths, &names)?;
             BTreeMap::new()
         }
@@ -272,7 +268,7 @@ pub fn install_bytes(paths: &Paths, bytes: &[u8], source: &Path) -> Result<(Sche
             .detail("file", target.display().to_string()),
         ));
     }
-    match crate::io::read_json_file(&target) {
+    match crate::vfs::read_json(&*paths.fs, &target) {
         Ok(existing) if existing == bytes => return Ok((schema, false)),
         Ok(_) => {
             return Err(reject(
@@ -291,10 +287,11 @@ pub fn install_bytes(paths: &Paths, bytes: &[u8], source: &Path) -> Result<(Sche
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &target, &error)),
     }
-    write_atomic(&target, bytes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &target, &error))?;
+    crate::vfs::write_atomic(&*paths.fs, &target, bytes)
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &target, &error))?;
     // Record the content hash now, so an edit before the next start is caught.
     hashes.insert(name, hash);
-    write_atomic(&paths.schema_hashes, hashes_json(&hashes).as_bytes())
+    crate::vfs::write_atomic(&*paths.fs, &paths.schema_hashes, hashes_json(&hashes).as_bytes())
         .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot write", &paths.schema_hashes, &error))?;
     Ok((schema, true))
 }

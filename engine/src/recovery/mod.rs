@@ -272,7 +272,9 @@ pub fn replay(
             .detail("page", page_no.0)
             .detail("seq", log.last_seq));
         }
-        let current = heap.segment_page_mut(*page_no)?;
+        let Some(current) = heap.segment_page(*page_no) else {
+            return Err(AeroError::invariant_broken(format!("page {page_no} is past the mapped segments")));
+        };
         if current[..] != full[..] {
             if clean {
                 let differs_at = current.iter().zip(full.iter()).position(|(a, b)| a != b).unwrap_or(0);
@@ -288,7 +290,7 @@ pub fn replay(
                 .detail("page", page_no.0)
                 .detail("offset", page_no.offset_in_segment() + differs_at as u64));
             }
-            current.copy_from_slice(&full[..]);
+            heap.write_segment_page(*page_no, &full)?;
             report.pages_rewritten += 1;
         }
         report.pages_replayed += 1;

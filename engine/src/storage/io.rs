@@ -10,9 +10,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::vfs::{Access, FileHandle, FileSystem, OsFs};
 
 /// Reads a whole file of at most `size_max` bytes. The file is opened
 /// without blocking and must be a regular file: a FIFO, a device or a
@@ -73,16 +75,23 @@ pub trait WalFile: Send {
 /// Bytes of zeros written per `write` when a WAL file grows or is cut.
 const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 
-/// A real file.
+/// The WAL's file over any [`FileSystem`]'s file (the real one, or the
+/// simulator's).
 pub struct OsFile {
-    file: File,
+    file: Box<dyn FileHandle>,
     length: u64,
 }
 
 impl OsFile {
+    /// Opens a real file.
     pub fn open(path: &Path) -> io::Result<OsFile> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let length = file.metadata()?.len();
+        OsFile::open_in(&OsFs, path)
+    }
+
+    /// Opens `path` through `fs`.
+    pub fn open_in(fs: &dyn FileSystem, path: &Path) -> io::Result<OsFile> {
+        let file = fs.open(path, Access::ReadWrite)?;
+        let length = file.len()?;
         Ok(OsFile { file, length })
     }
 
@@ -90,7 +99,7 @@ impl OsFile {
         let zeros = vec![0u8; ZERO_CHUNK_BYTES.min((end - offset) as usize)];
         while offset < end {
             let length = zeros.len().min((end - offset) as usize);
-            self.file.write_all_at(&zeros[..length], offset)?;
+            self.file.write_at(offset, &zeros[..length])?;
             offset += length as u64;
             self.length = self.length.max(offset);
         }
@@ -104,7 +113,7 @@ impl WalFile for OsFile {
     }
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, offset)?;
+        self.file.write_at(offset, bytes)?;
         self.length = self.length.max(offset + bytes.len() as u64);
         Ok(())
     }
@@ -125,19 +134,12 @@ impl WalFile for OsFile {
     }
 
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buffer, offset)
+        self.file.read_at(offset, buffer)
     }
 
     fn map_read_only(&self) -> Option<memmap2::Mmap> {
-        // SAFETY: a read-only MAP_SHARED mapping (memmap2's `map`), alive
-        // only while the caller holds the database's lock. Guaranteed: no
-        // AeroDB process truncates the WAL while it is mapped (the engine
-        // cuts a tail by writing zeros and only ever grows the file; the
-        // tools never map or write it). Not guaranteed, and ending in
-        // SIGBUS: a truncation by another program, or an I/O error when a
-        // mapped page is read in (docs/BOOT.md, "What a mapping cannot
-        // report").
-        unsafe { memmap2::Mmap::map(&self.file) }.ok()
+        // The mapping's guarantees are stated at `vfs::OsHandle::map_read_only`.
+        self.file.map_read_only()
     }
 }
 
@@ -333,20 +335,6 @@ pub fn random_bytes(out: &mut [u8]) -> io::Result<()> {
     File::open("/dev/urandom")?.read_exact(out)
 }
 
-/// Where to build a tree that will be renamed to `target`: beside it (same
-/// file system, so the rename is atomic), under a name no other process
-/// uses, `.<name>.<purpose>-<pid>-<12 hex digits>`. Returns the staging
-/// path and the folder holding both.
-pub fn staging_path(target: &Path, purpose: &str) -> io::Result<(PathBuf, PathBuf)> {
-    let name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| purpose.to_string());
-    let parent = target.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut tag = [0u8; 6];
-    random_bytes(&mut tag)?;
-    let tag: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok((parent.join(format!(".{name}.{purpose}-{}-{tag}", std::process::id())), parent))
-}
-
-/// fsyncs a directory so the entries created in it are durable.
 /// Renames `from` to `to`, failing with `AlreadyExists` instead of
 /// replacing anything at `to` (Linux `renameat2` with `RENAME_NOREPLACE`).
 pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
@@ -362,34 +350,9 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// fsyncs a directory so the entries created in it are durable.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// folder, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    // A name of this write's own (process id and random bytes): two
-    // processes writing the same file (`aerodb schema add` beside a boot
-    // recording hashes) never share or remove each other's temporary file.
-    let mut tag = [0u8; 6];
-    random_bytes(&mut tag)?;
-    let tag: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
-    let temporary = folder.join(format!(".{name}.tmp-{}-{tag}", std::process::id()));
-    let written = create_new_private(&temporary).and_then(|file| {
-        file.write_all_at(bytes, 0)?;
-        file.sync_all()?;
-        // The new content is durable under its temporary name; the old one is still in place.
-        crate::crash::reach("metadata_before_rename");
-        Ok(())
-    });
-    if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(error);
-    }
-    sync_dir(folder)
 }
 
 /// Reserves the disk blocks of `length` bytes (posix_fallocate), so a full

@@ -6,4 +6,5 @@
 
 pub mod io;
 pub mod pager;
+pub mod vfs;
 pub mod wal;

@@ -16,28 +16,27 @@
 //! removed at the next open. Index segments are derived (their folder is
 //! emptied at every boot) and are created without these syncs.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-use aerodb_format::page::PageBytes;
-use aerodb_format::{parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES};
-use memmap2::MmapMut;
+use std::sync::Arc;
 
 use crate::error::{io_error, AeroError, ErrorCode, Result};
-use crate::io::{allocate, AllocationFaults};
+use crate::io::AllocationFaults;
+use crate::vfs::{Access, FileHandle, FileSystem, Mapping};
+use aerodb_format::page::PageBytes;
+use aerodb_format::{parse_segment_file_name, segment_file_name, PageNo, PAGE_SIZE_BYTES, SEGMENT_PAGES};
 
 /// Bytes of one segment file.
 pub const SEGMENT_BYTES: u64 = SEGMENT_PAGES * PAGE_SIZE_BYTES as u64;
 
 struct Segment {
     path: PathBuf,
-    map: MmapMut,
-    file: File,
+    map: Box<dyn Mapping>,
+    file: Box<dyn FileHandle>,
 }
 
 /// A page space over segment files in one folder.
 pub struct Pager {
+    fs: Arc<dyn FileSystem>,
     folder: PathBuf,
     segments: Vec<Segment>,
     /// Test hook: planned failures of new segment allocations.
@@ -54,28 +53,26 @@ fn temporary_name(index: u64) -> String {
 impl Pager {
     /// Maps every segment file in `folder`. Segment files must be numbered
     /// from 0 without gaps and be exactly `SEGMENT_BYTES` long.
-    pub fn open(folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
-        Pager::open_with(folder, corruption_code, false)
+    pub fn open(fs: Arc<dyn FileSystem>, folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
+        Pager::open_with(fs, folder, corruption_code, false)
     }
 
     /// [`Pager::open`] for the document space: new segments are created
     /// crash-safe, and a segment left under its temporary name by a crash
     /// during its creation is removed (it never held data: nothing is
     /// written to a segment before it is in place).
-    pub fn open_durable(folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
-        Pager::open_with(folder, corruption_code, true)
+    pub fn open_durable(fs: Arc<dyn FileSystem>, folder: &Path, corruption_code: ErrorCode) -> Result<Pager> {
+        Pager::open_with(fs, folder, corruption_code, true)
     }
 
-    fn open_with(folder: &Path, corruption_code: ErrorCode, durable_creation: bool) -> Result<Pager> {
+    fn open_with(fs: Arc<dyn FileSystem>, folder: &Path, corruption_code: ErrorCode, durable_creation: bool) -> Result<Pager> {
         let mut indexes = Vec::new();
-        let entries = std::fs::read_dir(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        let names = fs.list(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
+        for name in names {
             let stale = name.strip_suffix(".new").and_then(parse_segment_file_name);
             if durable_creation && stale.is_some() {
                 let path = folder.join(&name);
-                std::fs::remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
+                fs.remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
                 crate::log::warn("storage", "segment_creation_discarded", &[("file", path.display().to_string().into())]);
                 continue;
             }
@@ -88,8 +85,13 @@ impl Pager {
             }
         }
         indexes.sort_unstable();
-        let mut pager =
-            Pager { folder: folder.to_path_buf(), segments: Vec::with_capacity(indexes.len()), allocation_faults: None, durable_creation };
+        let mut pager = Pager {
+            fs,
+            folder: folder.to_path_buf(),
+            segments: Vec::with_capacity(indexes.len()),
+            allocation_faults: None,
+            durable_creation,
+        };
         for (position, index) in indexes.iter().enumerate() {
             if *index != position as u64 {
                 let path = folder.join(segment_file_name(position as u64));
@@ -106,60 +108,48 @@ impl Pager {
         let file = if create {
             self.create_segment(index, &path)?
         } else {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
+            self.fs
+                .open(&path, Access::ReadWrite)
                 .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open segment", &path, &error))?
         };
-        let length = file.metadata().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot stat", &path, &error))?.len();
+        let length = file.len().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot stat", &path, &error))?;
         if length != SEGMENT_BYTES {
             return Err(AeroError::new(corruption_code, format!("segment {} is {length} bytes, expected {SEGMENT_BYTES}", path.display()))
                 .detail("file", path.display().to_string()));
         }
-        // SAFETY: memmap2's `map_mut` is a MAP_SHARED mapping of the whole
-        // file, which is exactly SEGMENT_BYTES long (checked above, and
-        // fully allocated by posix_fallocate when it was made, so a write
-        // to it never needs a new block). What is guaranteed: no AeroDB
-        // process truncates, shrinks or writes this file while it is mapped
-        // (the database LOCK admits one engine; the tools read by offset
-        // and never write), and this process reaches the file only through
-        // this map and `sync`. What is not, and ends in SIGBUS (not an
-        // error code): another program truncating the file while it is
-        // mapped, an I/O error when the kernel reads a mapped page in, and a
-        // write fault that cannot get a block (a full copy-on-write or
-        // compressing file system, where preallocation reserves nothing).
-        // docs/BOOT.md ("What a mapping cannot report") says so to users.
-        let map =
-            unsafe { MmapMut::map_mut(&file) }.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
+        // The mapping's guarantees (and what ends in SIGBUS) are stated
+        // at `vfs::OsHandle::map`: this file is exactly SEGMENT_BYTES long
+        // and fully allocated, and nothing in AeroDB shrinks it.
+        let map = file.map().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
         self.segments.push(Segment { path, map, file });
         Ok(())
     }
 
     /// Creates segment `index` at `path`, allocated (and, for the document
     /// space, durable and in place only once complete).
-    fn create_segment(&mut self, index: u64, path: &Path) -> Result<File> {
+    fn create_segment(&mut self, index: u64, path: &Path) -> Result<Box<dyn FileHandle>> {
         let made_at = if self.durable_creation { self.folder.join(temporary_name(index)) } else { path.to_path_buf() };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&made_at)
+        let file = self
+            .fs
+            .open(&made_at, Access::CreateNew)
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create segment", &made_at, &error))?;
         let injected = self.allocation_faults.as_ref().and_then(AllocationFaults::check);
-        let allocated = injected.map_or_else(|| allocate(&file, SEGMENT_BYTES), Err).and_then(|()| {
+        let allocated = injected.map_or_else(|| file.allocate(SEGMENT_BYTES), Err).and_then(|()| {
             if !self.durable_creation {
                 return Ok(());
             }
             file.sync_all()?;
             crate::crash::reach("segment_create");
-            crate::io::rename_no_replace(&made_at, path)?;
-            crate::io::sync_dir(&self.folder)
+            self.fs.rename_no_replace(&made_at, path)?;
+            self.fs.sync_dir(&self.folder).inspect_err(|_| {
+                // In place but not known to be durable: taken away again,
+                // so the next attempt starts from no segment file.
+                let _ = self.fs.remove_file(path);
+            })
         });
         if let Err(error) = allocated {
             drop(file);
-            let _ = std::fs::remove_file(&made_at);
+            let _ = self.fs.remove_file(&made_at);
             return Err(io_error(ErrorCode::StorageIoError, "cannot allocate segment", path, &error));
         }
         Ok(file)
@@ -188,16 +178,32 @@ impl Pager {
     pub fn page(&self, page_no: PageNo) -> Option<&PageBytes> {
         let segment = self.segments.get(usize::try_from(page_no.segment()).ok()?)?;
         let start = page_no.offset_in_segment() as usize;
-        segment.map.get(start..start + PAGE_SIZE_BYTES)?.try_into().ok()
+        segment.map.bytes().get(start..start + PAGE_SIZE_BYTES)?.try_into().ok()
     }
 
-    /// The page for writing; the caller has ensured capacity.
+    /// Writes a whole page; the caller has ensured capacity. The file sees
+    /// the write at once (a store into the shared mapping).
+    pub fn write_page(&mut self, page_no: PageNo, page: &PageBytes) -> Result<()> {
+        let Some(segment) = usize::try_from(page_no.segment()).ok().and_then(|index| self.segments.get_mut(index)) else {
+            return Err(AeroError::invariant_broken(format!("page {page_no} is past the mapped segments")));
+        };
+        let start = page_no.offset_in_segment() as usize;
+        if start + PAGE_SIZE_BYTES > segment.map.bytes().len() {
+            return Err(AeroError::invariant_broken(format!("page {page_no} is outside its segment")));
+        }
+        segment.map.write(start, &page[..]);
+        Ok(())
+    }
+
+    /// The page for editing in place; the caller has ensured capacity.
+    /// Only for a derived page space (the index pages): the simulated file
+    /// system sees these edits only at [`Pager::flush`].
     pub fn page_mut(&mut self, page_no: PageNo) -> Result<&mut PageBytes> {
         let Some(segment) = usize::try_from(page_no.segment()).ok().and_then(|index| self.segments.get_mut(index)) else {
             return Err(AeroError::invariant_broken(format!("page {page_no} is past the mapped segments")));
         };
         let start = page_no.offset_in_segment() as usize;
-        match segment.map.get_mut(start..start + PAGE_SIZE_BYTES).and_then(|slice| <&mut PageBytes>::try_from(slice).ok()) {
+        match segment.map.bytes_mut().get_mut(start..start + PAGE_SIZE_BYTES).and_then(|slice| <&mut PageBytes>::try_from(slice).ok()) {
             Some(page) => Ok(page),
             None => Err(AeroError::invariant_broken(format!("page {page_no} is outside its segment"))),
         }
@@ -215,6 +221,6 @@ impl Pager {
             segment.map.flush().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot flush segment", &segment.path, &error))?;
             segment.file.sync_all().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync segment", &segment.path, &error))?;
         }
-        crate::io::sync_dir(&self.folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &self.folder, &error))
+        self.fs.sync_dir(&self.folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &self.folder, &error))
     }
 }
