@@ -1,11 +1,18 @@
-//! The pager: one page space (document pages or index pages) over
-//! memory-mapped segment files of `SEGMENT_PAGES` pages each.
+//! The pager: one page space (document pages or index pages) over segment
+//! files of `SEGMENT_PAGES` pages each, reached through the file-system
+//! interface (`vfs`).
 //!
 //! Page `P` lives in segment `P / SEGMENT_PAGES` at byte
 //! `(P % SEGMENT_PAGES) * PAGE_SIZE_BYTES`. A segment's disk blocks are
-//! reserved (fallocate) before it is mapped, so a full disk fails at
-//! allocation time, never as a SIGBUS later; a mapped file never shrinks.
+//! reserved (fallocate) when it is created, so a full disk fails at
+//! allocation time, never as a SIGBUS later; a segment file never shrinks.
 //! The pager knows nothing of page contents: callers verify and seal pages.
+//!
+//! The document space is mapped (shared): a page write is one copy into the
+//! mapping, and the kernel writes it back. The index space is derived (its
+//! folder is emptied at every boot): its pages live in memory and reach
+//! their files only at `flush` (the clean shutdown writes them for
+//! `aerodb-verify`), so no index access can end in SIGBUS.
 //!
 //! Creating a segment of the document space is crash-safe: the file is made
 //! under a temporary name (`segment-NNNNNN.seg.new`), allocated, fsync'ed,
@@ -13,8 +20,7 @@
 //! folder is fsync'ed. So a crash or a power loss at any moment leaves
 //! either no segment file or a complete one, and segment files become
 //! durable in their numbering order (no gap). A leftover temporary file is
-//! removed at the next open. Index segments are derived (their folder is
-//! emptied at every boot) and are created without these syncs.
+//! removed at the next open. Index segments are created without these syncs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +49,27 @@ pub struct Pager {
     allocation_faults: Option<AllocationFaults>,
     /// New segments are made durable before use (the document space).
     durable_creation: bool,
+}
+
+/// The pages of a segment of a derived space, held in memory.
+struct MemoryPages(Vec<u8>);
+
+impl Mapping for MemoryPages {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        self.0[offset..offset + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The temporary name a segment is created under.
@@ -120,7 +147,18 @@ impl Pager {
         // The mapping's guarantees (and what ends in SIGBUS) are stated
         // at `vfs::OsHandle::map`: this file is exactly SEGMENT_BYTES long
         // and fully allocated, and nothing in AeroDB shrinks it.
-        let map = file.map().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?;
+        let map: Box<dyn Mapping> = if self.durable_creation {
+            file.map().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot map segment", &path, &error))?
+        } else {
+            // Derived pages (the index space) are not mapped: they live in
+            // memory and are written to their file only by `flush`, so no
+            // access to them can end in SIGBUS.
+            let mut pages = MemoryPages(vec![0u8; SEGMENT_BYTES as usize]);
+            if !create {
+                file.read_at(0, &mut pages.0).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read segment", &path, &error))?;
+            }
+            Box::new(pages)
+        };
         self.segments.push(Segment { path, map, file });
         Ok(())
     }
@@ -218,7 +256,8 @@ impl Pager {
     /// then makes each file's metadata and the folder's entries durable.
     pub fn flush(&self) -> Result<()> {
         for segment in &self.segments {
-            segment.map.flush().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot flush segment", &segment.path, &error))?;
+            let written = if self.durable_creation { segment.map.flush() } else { segment.file.write_at(0, segment.map.bytes()) };
+            written.map_err(|error| io_error(ErrorCode::StorageIoError, "cannot flush segment", &segment.path, &error))?;
             segment.file.sync_all().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync segment", &segment.path, &error))?;
         }
         self.fs.sync_dir(&self.folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot sync", &self.folder, &error))
