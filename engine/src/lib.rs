@@ -179,8 +179,9 @@
 //! # Inside
 //!
 //! The folders are the layers, from the bottom (a module never calls one
-//! above it), each with a README of its rules: `storage/` (`io`: file
-//! operations and the in-memory faulty file; `pager`: mapped segment files;
+//! above it), each with a README of its rules: `storage/` (`vfs`: the
+//! file-system interface and its simulator; `io`: the WAL's file and the
+//! in-memory faulty file; `pager`: segment files;
 //! `wal`: the log writer and scanner) → `access/` (`heap`: slotted document
 //! pages; `btree`: counted B-trees) → `catalog/` (schemas) → `query/`
 //! (planner, executor, explain) → `recovery/` (the boot), `lifecycle` →

@@ -1,6 +1,7 @@
-//! The storage layer: files and their bytes. `io` (the WAL's file
-//! interface, the in-memory faulty file, atomic writes), `pager` (segment
-//! files mapped as page spaces), `wal` (the log writer and scanner). It
+//! The storage layer: files and their bytes. `vfs` (the file-system
+//! interface every file goes through, the real one and the simulator),
+//! `io` (the WAL's file over it, the in-memory faulty WAL file), `pager`
+//! (segment files as page spaces), `wal` (the log writer and scanner). It
 //! knows pages and records as bytes and nothing of documents or trees.
 //! README.md in this folder gives the rules.
 
