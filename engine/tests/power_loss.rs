@@ -20,6 +20,10 @@
 //!   the workload goes on, and a restart from the live and from the durable
 //!   image holds exactly the acknowledged writes (plus at most the one
 //!   write a fatal error left unacknowledged).
+//! - **Read N of a boot fails (EIO), for every N**, after a clean shutdown
+//!   and after a crash: the boot is refused with a code (a failed read is
+//!   never taken for the end of the log), and the next boot holds every
+//!   acknowledged write.
 
 mod common;
 
@@ -131,6 +135,11 @@ fn open(test: &TestDb, fs: &SimFs) -> aerodb_engine::Result<Database> {
 /// Boots on `fs`, runs every request, shuts down. With `retry_boot`, a
 /// refused boot is tried once more (the fault was a one-off).
 fn run(test: &TestDb, fs: &SimFs, requests: &[Value], retry_boot: bool, context: &str) -> Run {
+    run_then(test, fs, requests, retry_boot, true, context)
+}
+
+/// [`run`], ending with a clean shutdown or (`shutdown` false) without one.
+fn run_then(test: &TestDb, fs: &SimFs, requests: &[Value], retry_boot: bool, shutdown: bool, context: &str) -> Run {
     let mut outcome = Run { acknowledged: Model::new(), maybe: None, boot_refused: false };
     let mut db = match open(test, fs) {
         Ok(db) => db,
@@ -169,7 +178,9 @@ fn run(test: &TestDb, fs: &SimFs, requests: &[Value], retry_boot: bool, context:
             break;
         }
     }
-    let _ = db.shutdown();
+    if shutdown {
+        let _ = db.shutdown();
+    }
     outcome
 }
 
@@ -246,6 +257,36 @@ fn failure_of_every_operation_loses_nothing_acknowledged() {
             for (names, bytes) in [(Names::Live, Bytes::Live), (Names::Durable, Bytes::Durable)] {
                 check_image(&test, &fs.power_loss_image(names, bytes), &outcome, &format!("{context}, restart from {names:?} {bytes:?}"));
             }
+        }
+    }
+}
+
+#[test]
+fn a_failed_read_at_every_read_of_a_boot_is_refused_and_loses_nothing() {
+    let test = TestDb::new(&[("user_v1.json", USER_SCHEMA), ("blob_v1.json", BLOB_SCHEMA)]);
+    let base = SimFs::new();
+    base.load_tree(&test.data()).unwrap();
+    // Small writes and one large document (an overflow chain to replay).
+    let mut requests = workload(23, 40);
+    requests.insert(20, blob(0));
+    for shutdown in [true, false] {
+        let fs = fresh(&base);
+        let outcome = run_then(&test, &fs, &requests, false, shutdown, "the workload");
+        let image = fs.power_loss_image(Names::Live, Bytes::Live);
+        let probe = fresh(&image);
+        drop(open(&test, &probe).unwrap());
+        let reads = probe.reads();
+        assert!(reads > 10, "a boot makes {reads} reads");
+        for nth in 0..reads {
+            let context = format!("read {nth} of {reads} failing, after {}", if shutdown { "a clean shutdown" } else { "a crash" });
+            let copy = fresh(&image);
+            copy.set_read_fault(Some(SimFault { nth, sticky: false, kind: ErrorKind::Other, partial_bytes: 0 }));
+            match open(&test, &copy) {
+                Ok(_) => panic!("{context}: the boot succeeded without the bytes it read"),
+                Err(error) => assert!(error.code.as_str().starts_with("AERO_"), "{context}: {error}"),
+            }
+            copy.set_read_fault(None);
+            check_image(&test, &copy, &outcome, &context);
         }
     }
 }

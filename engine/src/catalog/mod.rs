@@ -99,6 +99,7 @@ pub fn hashes_json(hashes: &BTreeMap<String, String>) -> String {
 impl Catalog {
     /// Loads every schema file, checking and recording content hashes.
     pub fn load(paths: &Paths) -> Result<Catalog> {
+        let _writers = lock_schemas(paths)?;
         let recorded = read_hashes(paths)?;
         let mut changed = false;
         let mut catalog = Catalog::default();
@@ -224,6 +225,35 @@ fn printable(text: &str) -> String {
     }
 }
 
+/// How long a writer of the schema folder waits for another one.
+const SCHEMA_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the schema folder's exclusive lock, held while the hashes file is
+/// read, changed and written (a boot recording hashes, `schema add`), so
+/// that two of them never lose each other's hash. Each holds it for a few
+/// file writes; a writer waits up to `SCHEMA_LOCK_WAIT`, then gives up with
+/// `AERO_STORAGE_LOCKED`.
+fn lock_schemas(paths: &Paths) -> Result<Box<dyn crate::vfs::FileHandle>> {
+    let folder = paths
+        .fs
+        .open(&paths.schemas, crate::vfs::Access::Read)
+        .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.schemas, &error))?;
+    let started = std::time::Instant::now();
+    loop {
+        if folder.try_lock(true).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot lock", &paths.schemas, &error))? {
+            return Ok(folder);
+        }
+        if started.elapsed() > SCHEMA_LOCK_WAIT {
+            return Err(AeroError::new(
+                ErrorCode::StorageLocked,
+                format!("{} stayed locked by another writer of schemas for {} s", paths.schemas.display(), SCHEMA_LOCK_WAIT.as_secs()),
+            )
+            .detail("file", paths.schemas.display().to_string()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// `aerodb schema add`: validates a schema file, installs it under its
 /// canonical name and records its hash. The same content again is a no-op
 /// (returns false); a different content for an existing or recorded
@@ -244,6 +274,7 @@ pub fn install_bytes(paths: &Paths, bytes: &[u8], source: &Path) -> Result<(Sche
     let schema = Schema::parse(bytes).map_err(|error| reject(invalid(source, error)))?;
     let name = file_name(&schema.schema_id, &schema.schema_version);
     let target = paths.schemas.join(&name);
+    let _writers = lock_schemas(paths)?;
     let mut hashes = match read_hashes(paths)? {
         Some(hashes) => hashes,
         None => {

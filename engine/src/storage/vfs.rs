@@ -447,6 +447,10 @@ struct SimState {
     operations: u64,
     log: Vec<SimOp>,
     fault: Option<SimFault>,
+    /// Reads (and the reads of a file a mapping makes) so far, counted
+    /// apart from the mutating operations.
+    reads: u64,
+    read_fault: Option<SimFault>,
     /// After this many counted operations the power is off: every later
     /// counted operation fails and changes nothing.
     power_off_after: Option<u64>,
@@ -480,6 +484,18 @@ impl SimState {
         match self.fault {
             Some(fault) if fault.nth == nth || (fault.sticky && nth > fault.nth) => {
                 Some((io::Error::new(fault.kind, format!("injected failure of operation {nth} ({op:?})")), fault.partial_bytes))
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts one read; the error it must fail with, if any.
+    fn count_read(&mut self) -> Option<io::Error> {
+        let nth = self.reads;
+        self.reads += 1;
+        match self.read_fault {
+            Some(fault) if fault.nth == nth || (fault.sticky && nth > fault.nth) => {
+                Some(io::Error::new(fault.kind, format!("injected failure of read {nth}")))
             }
             _ => None,
         }
@@ -593,6 +609,17 @@ impl SimFs {
         self.state().fault = fault;
     }
 
+    /// Reads so far (each `read_at`, and each mapping made).
+    pub fn reads(&self) -> u64 {
+        self.state().reads
+    }
+
+    /// Fails read `fault.nth` (a read fault writes nothing: `partial_bytes`
+    /// is not used).
+    pub fn set_read_fault(&self, fault: Option<SimFault>) {
+        self.state().read_fault = fault;
+    }
+
     /// Turns the power off after `operations` counted operations (counting
     /// from the first operation of this file system): from then on every
     /// counted operation fails and changes nothing, as on a dead machine.
@@ -704,7 +731,17 @@ impl FileSystem for SimFs {
                 Some(number)
             }
         };
-        Ok(Box::new(SimHandle { fs: self.clone(), number, lock: Mutex::new(None) }))
+        // Locks are per file identity: the inode, or for a folder its path.
+        let key = match number {
+            Some(number) => number,
+            None => {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                path.hash(&mut hasher);
+                hasher.finish() | 1 << 63
+            }
+        };
+        Ok(Box::new(SimHandle { fs: self.clone(), number, key, lock: Mutex::new(None) }))
     }
 
     fn kind(&self, path: &Path) -> io::Result<EntryKind> {
@@ -861,6 +898,8 @@ struct SimHandle {
     fs: SimFs,
     /// None for a folder opened to be locked.
     number: Option<u64>,
+    /// What a lock through this handle locks.
+    key: u64,
     /// The lock this handle holds, released when it is dropped.
     lock: Mutex<Option<u64>>,
 }
@@ -913,6 +952,9 @@ impl FileHandle for SimHandle {
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
         let number = self.number()?;
         let mut state = self.fs.state();
+        if let Some(error) = state.count_read() {
+            return Err(error);
+        }
         let live = &state.inode(number).live;
         let start = usize::try_from(offset).map_err(io::Error::other)?;
         match live.get(start..start + buffer.len()) {
@@ -965,9 +1007,7 @@ impl FileHandle for SimHandle {
     }
 
     fn try_lock(&self, exclusive: bool) -> io::Result<bool> {
-        // Locks are per file (or folder) identity: the inode, or for a
-        // folder a key no inode uses.
-        let key = self.number.unwrap_or(u64::MAX);
+        let key = self.key;
         let mut state = self.fs.state();
         match state.locks.get_mut(&key) {
             Some((_, true)) => return Ok(false),
@@ -986,7 +1026,12 @@ impl FileHandle for SimHandle {
 
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
         let number = self.number()?;
-        let buffer = self.fs.state().inode(number).live.clone();
+        let mut state = self.fs.state();
+        if let Some(error) = state.count_read() {
+            return Err(error);
+        }
+        let buffer = state.inode(number).live.clone();
+        drop(state);
         Ok(Box::new(SimMapping { fs: self.fs.clone(), number, buffer }))
     }
 }
