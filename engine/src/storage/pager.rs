@@ -51,8 +51,9 @@ pub struct Pager {
     durable_creation: bool,
 }
 
-/// The pages of a segment of a derived space, held in memory.
-struct MemoryPages(Vec<u8>);
+/// The pages of a segment of a derived space, held in anonymous memory
+/// (zero pages from the kernel, no file behind them).
+struct MemoryPages(memmap2::MmapMut);
 
 impl Mapping for MemoryPages {
     fn bytes(&self) -> &[u8] {
@@ -153,7 +154,10 @@ impl Pager {
             // Derived pages (the index space) are not mapped: they live in
             // memory and are written to their file only by `flush`, so no
             // access to them can end in SIGBUS.
-            let mut pages = MemoryPages(vec![0u8; SEGMENT_BYTES as usize]);
+            let mut pages = MemoryPages(
+                memmap2::MmapMut::map_anon(SEGMENT_BYTES as usize)
+                    .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot allocate memory for segment", &path, &error))?,
+            );
             if !create {
                 file.read_at(0, &mut pages.0).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read segment", &path, &error))?;
             }
