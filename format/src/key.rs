@@ -55,21 +55,43 @@ impl KeyValue {
     }
 }
 
+/// A key value borrowed from where it lies (a stored record).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyRef<'a> {
+    Int(i64),
+    Float(f64),
+    String(&'a str),
+    Bool(bool),
+}
+
 /// Appends the order-preserving encoding of `value`.
 pub fn encode(out: &mut Vec<u8>, value: &KeyValue) {
+    encode_ref(
+        out,
+        match value {
+            KeyValue::Int(int) => KeyRef::Int(*int),
+            KeyValue::Float(float) => KeyRef::Float(*float),
+            KeyValue::String(text) => KeyRef::String(text),
+            KeyValue::Bool(flag) => KeyRef::Bool(*flag),
+        },
+    )
+}
+
+/// [`encode`] for a borrowed key value.
+pub fn encode_ref(out: &mut Vec<u8>, value: KeyRef<'_>) {
     match value {
-        KeyValue::Int(int) => {
+        KeyRef::Int(int) => {
             out.push(KEY_TAG_INT);
-            out.extend_from_slice(&((*int as u64) ^ (1 << 63)).to_be_bytes());
+            out.extend_from_slice(&((int as u64) ^ (1 << 63)).to_be_bytes());
         }
-        KeyValue::Float(float) => {
+        KeyRef::Float(float) => {
             out.push(KEY_TAG_FLOAT);
-            let float = if *float == 0.0 { 0.0 } else { *float };
+            let float = if float == 0.0 { 0.0 } else { float };
             let bits = float.to_bits();
             let ordered = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
             out.extend_from_slice(&ordered.to_be_bytes());
         }
-        KeyValue::String(text) => {
+        KeyRef::String(text) => {
             out.push(KEY_TAG_STRING);
             for &byte in text.as_bytes() {
                 out.push(byte);
@@ -79,9 +101,9 @@ pub fn encode(out: &mut Vec<u8>, value: &KeyValue) {
             }
             out.extend_from_slice(&[0, 0]);
         }
-        KeyValue::Bool(flag) => {
+        KeyRef::Bool(flag) => {
             out.push(KEY_TAG_BOOL);
-            out.push(u8::from(*flag));
+            out.push(u8::from(flag));
         }
     }
 }

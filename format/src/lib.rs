@@ -22,6 +22,7 @@ pub mod page;
 pub mod schema;
 pub mod slotted;
 pub mod state;
+pub mod stored;
 pub mod varint;
 pub mod wal;
 
