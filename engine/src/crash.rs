@@ -20,6 +20,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "segment_create",
     "metadata_before_rename",
     "backup_mid_copy",
+    "init_before_rename",
 ];
 
 fn armed() -> Option<&'static str> {

@@ -143,6 +143,8 @@ pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
     let parent = parent.as_path();
     let paths = Paths::with_fs(staging.clone(), config.paths.fs.clone());
     let result = build_database_tree(&paths, config, database_id).and_then(|()| {
+        // The whole tree is durable under its staging name; nothing is at DATA_DIR yet.
+        crash::reach("init_before_rename");
         fs.rename_no_replace(&staging, root).map_err(|error| match error.kind() {
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => exists(),
             _ => io(root, error),
@@ -1030,7 +1032,7 @@ fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<(
             format!("{} belongs to another database (its database id differs from MANIFEST's)", paths.wal.display()),
         )
         .detail("file", paths.wal.display().to_string())
-        .detail("offset", 16));
+        .detail("offset", aerodb_format::wal::DATABASE_ID_OFFSET as u64));
     }
     Ok(())
 }

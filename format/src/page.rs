@@ -88,6 +88,11 @@ pub struct PageHeader {
 
 const _: () = assert!(std::mem::size_of::<PageHeader>() == HEADER_BYTES);
 
+/// Byte offsets of header fields (error reports name them).
+pub const KIND_OFFSET: usize = std::mem::offset_of!(PageHeader, kind);
+pub const LOWER_OFFSET: usize = std::mem::offset_of!(PageHeader, lower);
+pub const NEXT_OFFSET: usize = std::mem::offset_of!(PageHeader, next);
+
 impl PageHeader {
     pub fn new(kind: PageKind, page_no: PageNo) -> PageHeader {
         PageHeader {

@@ -62,6 +62,9 @@ pub const WAL_GROW_STEP_BYTES: u64 = 32 * 1024 * 1024;
 /// Bytes before each page image: page number, lower, upper.
 pub const PAGE_ENTRY_HEADER_BYTES: usize = 12;
 
+/// Byte offset of the database id in the WAL header.
+pub const DATABASE_ID_OFFSET: usize = 16;
+
 /// The WAL file header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalHeader {
@@ -80,7 +83,7 @@ impl WalHeader {
         out[0..8].copy_from_slice(&WAL_MAGIC);
         out[8..12].copy_from_slice(&self.format_version.to_le_bytes());
         out[12..16].copy_from_slice(&self.page_size.to_le_bytes());
-        out[16..32].copy_from_slice(&self.database_id);
+        out[DATABASE_ID_OFFSET..DATABASE_ID_OFFSET + 16].copy_from_slice(&self.database_id);
         let crc = crc32c::crc32c(&out[..36]);
         out[36..40].copy_from_slice(&crc.to_le_bytes());
         out
@@ -111,7 +114,7 @@ impl WalHeader {
             return Err(error("reserved", 32, "reserved bytes must be zero".into()));
         }
         let mut database_id = [0u8; 16];
-        database_id.copy_from_slice(&bytes[16..32]);
+        database_id.copy_from_slice(&bytes[DATABASE_ID_OFFSET..DATABASE_ID_OFFSET + 16]);
         Ok(WalHeader { format_version, page_size, database_id })
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aerodb_tests::reliability::*;
-use aerodb_tests::Sandbox;
+use aerodb_tests::{find_user, insert_user, Sandbox};
 use serde_json::Value;
 
 const CRASH: &str = "AERODB_CRASH_POINT";
@@ -46,6 +46,7 @@ const GROUP_POINT: &str = "wal_mid_group";
 const GROW_POINT: &str = "wal_grow";
 const SEGMENT_POINT: &str = "segment_create";
 const SHUTDOWN_POINT: &str = "shutdown_before_marker";
+const INIT_POINT: &str = "init_before_rename";
 
 /// The crash points `engine/src/crash.rs` lists in `CRASH_POINTS`.
 fn engine_crash_points() -> BTreeSet<String> {
@@ -65,7 +66,7 @@ fn every_engine_crash_point_is_tested_here() {
         .chain(RECOVERY_POINTS.iter().map(|name| name.to_string()))
         .chain([SHUTDOWN_POINT.to_string(), GROUP_POINT.to_string(), GROW_POINT.to_string(), SEGMENT_POINT.to_string()])
         // Tested in tests/tests/backup.rs (a_backup_killed_halfway_leaves_no_dest).
-        .chain(["backup_mid_copy".to_string()])
+        .chain(["backup_mid_copy".to_string(), INIT_POINT.to_string()])
         .collect();
     let engine = engine_crash_points();
     assert!(engine.len() >= 9, "crash.rs lists {engine:?}");
@@ -457,4 +458,32 @@ fn unarmed_crash_point_values_change_nothing() {
         assert!(model.acknowledge(&write, &responses[0]).expect("ok"));
     }
     assert_serves(&sandbox, &model, &absent);
+}
+
+/// `init_before_rename`: `aerodb init` dies with the whole tree built and
+/// synced under its staging name, before the rename to `data_dir`. Nothing
+/// is at `data_dir`, so the database does not exist (a start says so), and
+/// `init` run again succeeds; the staging folder is left behind under its
+/// hidden name and never taken for a database.
+#[test]
+fn crash_at_init_before_rename_leaves_no_database_and_init_can_run_again() {
+    let sandbox = aerodb_tests::Sandbox::new();
+    let output = sandbox.aerodb_env(&["init"], "", &[(CRASH, INIT_POINT)]);
+    assert!(!output.status.success(), "init must die at the crash point");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("\"crash_point\""), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!sandbox.data().exists(), "nothing may be at data_dir after the crash");
+    let leftovers: Vec<String> = std::fs::read_dir(sandbox.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".data.init-"))
+        .collect();
+    assert_eq!(leftovers.len(), 1, "the staging tree stays under its hidden name: {leftovers:?}");
+    let refused = sandbox.aerodb(&["query"], &find_user("u1"));
+    assert_eq!(aerodb_tests::fatal_error(&refused)["code"], "AERO_STORAGE_UNINITIALIZED");
+    let again = sandbox.aerodb(&["init"], "");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    sandbox.write_schema("user_v1.json", aerodb_tests::USER_SCHEMA);
+    let inserted = sandbox.aerodb(&["query"], &insert_user("u1", "Ann", 30));
+    assert_eq!(aerodb_tests::responses(&inserted)[0]["status"], "ok");
+    assert_eq!(sandbox.query(&find_user("u1"))[0]["data"][0]["name"], "Ann");
 }

@@ -467,14 +467,14 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
         let mut next = first;
         while !next.is_none() {
             if !chained.insert(next) {
-                return Err(data_corruption(heap, next, 32, "overflow page belongs to two chains".into()));
+                return Err(data_corruption(heap, next, page::NEXT_OFFSET, "overflow page belongs to two chains".into()));
             }
             next = heap.segment_page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
         }
         verify_document(heap, catalog, locator, &bytes, &mut verified, &mut scratch)?;
     }
     if let Some(orphan) = overflow_pages.difference(&chained).next() {
-        return Err(data_corruption(heap, *orphan, 4, "overflow page belongs to no document".into()));
+        return Err(data_corruption(heap, *orphan, page::KIND_OFFSET, "overflow page belongs to no document".into()));
     }
     for number in 0..heap.page_count() {
         if let Some(page) = heap.segment_page(PageNo(number)) {
@@ -532,10 +532,17 @@ fn scan_pages(heap: &Heap, catalog: &Catalog, last_seq: SeqNo, range: std::ops::
             Some(PageKind::Free) => {
                 // An unused page: empty, level 0, linked to nothing (verify's rule too).
                 if !page::is_unused_header(&header) {
-                    return Err(data_corruption(heap, page_no, 6, "a free page holds content, a level or links".into()));
+                    return Err(data_corruption(heap, page_no, page::LOWER_OFFSET, "a free page holds content, a level or links".into()));
                 }
             }
-            _ => return Err(data_corruption(heap, page_no, 4, format!("page kind {} does not belong in the document space", header.kind))),
+            _ => {
+                return Err(data_corruption(
+                    heap,
+                    page_no,
+                    page::KIND_OFFSET,
+                    format!("page kind {} does not belong in the document space", header.kind),
+                ))
+            }
         }
     }
     Ok(scan)
