@@ -417,8 +417,24 @@ impl Indexes {
         let mut previous: Option<&'a [u8]> = None;
         let mut total = 0u64;
         for (key, locator) in sorted {
-            if previous.is_some_and(|previous| previous >= key) {
-                return Err(AeroError::invariant_broken("bulk load keys are not strictly increasing").invariant("I2"));
+            match previous.map(|previous| previous.cmp(key)) {
+                // Two documents with one key: every key ends with the
+                // document's `_id`, so two documents share an `_id`. Found
+                // here rather than in a pass of its own over the keys.
+                Some(std::cmp::Ordering::Equal) => {
+                    return Err(AeroError::new(
+                        ErrorCode::DataCorruption,
+                        format!(
+                            "two documents of {}/{} share the index key of field '{}' (duplicate _id); one is on page {}",
+                            id.schema_id, id.schema_version, id.field, locator.page
+                        ),
+                    )
+                    .detail("page", locator.page.0))
+                }
+                Some(std::cmp::Ordering::Greater) => {
+                    return Err(AeroError::invariant_broken("bulk load keys are not strictly increasing").invariant("I2"))
+                }
+                _ => {}
             }
             let page = self.page(leaf)?;
             let used = PAGE_SIZE_BYTES - page::HEADER_BYTES - btree::free_bytes(page);

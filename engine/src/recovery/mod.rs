@@ -748,7 +748,8 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
     sort_arenas_in_parallel(&mut verified.arenas);
     let mut loaded = 0usize;
     for (tree, arena) in verified.arenas.iter_mut() {
-        check_sorted_arena(tree, arena)?;
+        // Equal keys (a duplicate `_id`) are refused by the bulk load, with
+        // the message `check_sorted_arena` gives.
         if tree.field == "_id" && versions_with_documents.get(&tree.schema_id).is_some_and(|count| *count > 1) {
             id_keys_by_collection
                 .entry(tree.schema_id.clone())
@@ -810,5 +811,24 @@ mod tests {
         // The same _id in two collections is allowed.
         let mut two_collections = verified(vec![(id("v1"), arena(&[(b"a", 1)])), (TreeId::new("item", "v1", "_id"), arena(&[(b"a", 2)]))]);
         check_unique_ids(&mut two_collections, &mut report).unwrap();
+    }
+
+    #[test]
+    fn the_rebuild_refuses_what_the_check_without_trees_refuses() {
+        let id = |version: &str| TreeId::new("user", version, "_id");
+        let rebuild_of = |arenas: Vec<(TreeId, KeyArena)>| {
+            let folder = tempfile::tempdir().unwrap();
+            let mut indexes = Indexes::new(crate::pager::Pager::open(crate::vfs::os(), folder.path(), ErrorCode::IndexCorruption).unwrap());
+            rebuild(&mut indexes, &mut verified(arenas), &mut RecoveryReport::default())
+                .map(|()| indexes.tree(&id("v1")).map(|tree| tree.entries))
+        };
+        assert_eq!(rebuild_of(vec![(id("v1"), arena(&[(b"b", 2), (b"a", 1)]))]).unwrap(), Some(2));
+        // Two documents of one version with one _id: the bulk load finds the equal keys.
+        let error = rebuild_of(vec![(id("v1"), arena(&[(b"a", 1), (b"b", 2), (b"a", 3)]))]).unwrap_err();
+        assert_eq!(error.code, ErrorCode::DataCorruption);
+        assert!(error.message.contains("share the index key of field '_id' (duplicate _id)"), "{}", error.message);
+        // One _id in two versions of one collection.
+        let error = rebuild_of(vec![(id("v1"), arena(&[(b"a", 1)])), (id("v2"), arena(&[(b"a", 2)]))]).unwrap_err();
+        assert!(error.message.contains("collection user holds two documents with the same _id"), "{}", error.message);
     }
 }
