@@ -148,7 +148,7 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
         drop(database);
         let copy = Paths::with_fs(staging.clone(), source.fs.clone());
         for folder in [&copy.data, &copy.indexes] {
-            let names = fs.list(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
+            let names = fs.list_raw(folder).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", folder, &error))?;
             for name in names {
                 let path = folder.join(name);
                 fs.remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
@@ -171,7 +171,7 @@ pub fn backup(config_path: &Path, dest: &Path) -> Result<BackupSummary> {
         }
         Err(error) => {
             // Only the tree this process made is removed.
-            crate::vfs::remove_tree(fs, &staging);
+            fs.remove_tree(&staging);
             Err(error)
         }
     }

@@ -152,7 +152,7 @@ pub(crate) fn init_config(config: &EngineConfig) -> Result<()> {
     });
     if let Err(error) = result {
         // Only the tree this process made is removed.
-        crate::vfs::remove_tree(fs, &staging);
+        fs.remove_tree(&staging);
         return Err(error);
     }
     fs.sync_dir(parent).map_err(|error| io(parent, error))?;
@@ -272,13 +272,25 @@ impl Database {
         let manifest = Manifest::decode(&manifest_bytes)
             .map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
-        let clean_state = if crate::vfs::exists_follow(&*paths.fs, &paths.clean_shutdown) { Some(read_state(&paths)?) } else { None };
+        let marker = match paths.fs.kind(&paths.clean_shutdown) {
+            Ok(_) => true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+            Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot access", &paths.clean_shutdown, &error)),
+        };
+        let clean_state = if marker { Some(read_state(&paths)?) } else { None };
         // Without the marker, an older state file still proves how far the
         // log reached at that clean shutdown: a "torn tail" before that point
-        // is a damaged acknowledged record, not an interrupted write.
+        // is a damaged acknowledged record, not an interrupted write. A
+        // missing or invalid file proves nothing (0); a file that cannot be
+        // read refuses the boot, since guessing 0 could cut an acknowledged
+        // record as a torn tail.
         let acknowledged_wal_bytes = match clean_state {
             Some(state) => state.wal_bytes,
-            None => read_state(&paths).map(|state| state.wal_bytes).unwrap_or(0),
+            None => match crate::vfs::read_json(&*paths.fs, &paths.state) {
+                Ok(bytes) => ShutdownState::decode(&bytes).map(|state| state.wal_bytes).unwrap_or(0),
+                Err(error) if matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData) => 0,
+                Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot read", &paths.state, &error)),
+            },
         };
 
         lifecycle.enter(State::Recovering);
@@ -1048,7 +1060,8 @@ fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
             .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot create", &paths.indexes, &error))?;
         log::warn("recovery", "index_folder_recreated", &[("folder", paths.indexes.display().to_string().into())]);
     }
-    let names = fs.list(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
+    // Names as the file system gives them (not made UTF-8), so any file can be removed.
+    let names = fs.list_raw(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
     for name in names {
         let path = paths.indexes.join(name);
         fs.remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;

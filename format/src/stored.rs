@@ -285,6 +285,66 @@ mod tests {
         doc
     }
 
+    /// A record by hand: members in the order given, duplicates allowed.
+    fn raw_record(members: &[(&str, Value)]) -> Vec<u8> {
+        let mut out = vec![1, b's', 2, b'v', b'1', TAG_OBJECT];
+        varint::put_u64(&mut out, members.len() as u64);
+        for (name, value) in members {
+            varint::put_u64(&mut out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+            crate::document::encode_value(&mut out, value).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn the_check_in_place_agrees_on_chosen_cases() {
+        let int_id = Schema::parse(
+            br#"{"schema_id": "s", "schema_version": "v1",
+              "fields": {"_id": {"type": "int"}, "score": {"type": "float", "required": false},
+                "rows": {"type": "array", "required": false, "items": {"type": "object", "fields": {"k": {"type": "string"}, "v": {"type": "array", "items": {"type": "int"}}}}}},
+              "indexes": ["score"]}"#,
+        )
+        .unwrap();
+        let agree = |schema: &Schema, bytes: &[u8], valid: bool| {
+            let expected = slow(schema, bytes);
+            assert_eq!(expected.is_some(), valid, "the slow way on {bytes:?}");
+            assert_eq!(fast(schema, bytes), expected, "{bytes:?}");
+        };
+        // An int _id, a negative zero (its key is that of 0.0), arrays of objects.
+        agree(&int_id, &raw_record(&[("_id", json!(-7)), ("score", json!(-0.0))]), true);
+        agree(&int_id, &raw_record(&[("_id", json!(i64::MIN)), ("score", json!(0.0))]), true);
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("rows", json!([{"k": "a", "v": [1, 2]}, {"k": "b", "v": []}]))]), true);
+        // Wrong types inside arrays of objects, a missing nested field, an undeclared nested field.
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("rows", json!([{"k": "a", "v": [1, "2"]}]))]), false);
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("rows", json!([{"v": [1]}]))]), false);
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("rows", json!([{"k": "a", "v": [], "x": 1}]))]), false);
+        // An int field holding a float, a float field holding an int, a string _id under an int schema.
+        agree(&int_id, &raw_record(&[("_id", json!(3.5))]), false);
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("score", json!(1))]), false);
+        agree(&int_id, &raw_record(&[("_id", json!("3"))]), false);
+        // A duplicate member, at the top and inside an object; no _id at all.
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("_id", json!(4))]), false);
+        agree(&int_id, &raw_record(&[("_id", json!(3)), ("rows", json!([{"k": "a", "v": []}])), ("rows", json!([]))]), false);
+        agree(&int_id, &raw_record(&[("score", json!(1.0))]), false);
+        // A string _id schema: an indexed string at the cap and one over it.
+        let schema = Schema::parse(SCHEMA.as_bytes()).unwrap();
+        let at_cap = json!({"_id": "a", "name": "x".repeat(INDEXED_STRING_MAX_BYTES), "age": 1});
+        agree(&schema, &encode_record("s", "v1", at_cap.as_object().unwrap()).unwrap(), true);
+        let over = json!({"_id": "a", "name": "x".repeat(INDEXED_STRING_MAX_BYTES + 1), "age": 1});
+        agree(&schema, &encode_record("s", "v1", over.as_object().unwrap()).unwrap(), false);
+        // Over FIELDS_MAX declared fields: the check in place declines, the slow way decides.
+        let mut fields: Vec<String> = vec![r#""_id": {"type": "int"}"#.to_string()];
+        fields.extend((0..FIELDS_MAX).map(|index| format!(r#""f{index}": {{"type": "int", "required": false}}"#)));
+        let wide = Schema::parse(
+            format!(r#"{{"schema_id": "s", "schema_version": "v1", "fields": {{{}}}, "indexes": []}}"#, fields.join(", ")).as_bytes(),
+        )
+        .unwrap();
+        let bytes = raw_record(&[("_id", json!(1)), ("f5", json!(2))]);
+        assert!(slow(&wide, &bytes).is_some());
+        assert_eq!(fast(&wide, &bytes), None);
+    }
+
     #[test]
     fn the_check_in_place_agrees_with_decoding_on_random_and_damaged_records() {
         let schema = Schema::parse(SCHEMA.as_bytes()).unwrap();

@@ -66,7 +66,8 @@ fn every_engine_crash_point_is_tested_here() {
         .chain(RECOVERY_POINTS.iter().map(|name| name.to_string()))
         .chain([SHUTDOWN_POINT.to_string(), GROUP_POINT.to_string(), GROW_POINT.to_string(), SEGMENT_POINT.to_string()])
         // Tested in tests/tests/backup.rs (a_backup_killed_halfway_leaves_no_dest).
-        .chain(["backup_mid_copy".to_string(), INIT_POINT.to_string()])
+        .chain(["backup_mid_copy".to_string()])
+        .chain([INIT_POINT.to_string()])
         .collect();
     let engine = engine_crash_points();
     assert!(engine.len() >= 9, "crash.rs lists {engine:?}");
@@ -478,6 +479,11 @@ fn crash_at_init_before_rename_leaves_no_database_and_init_can_run_again() {
         .filter(|name| name.starts_with(".data.init-"))
         .collect();
     assert_eq!(leftovers.len(), 1, "the staging tree stays under its hidden name: {leftovers:?}");
+    // It was complete when the process died: every file of a new database.
+    let staging = sandbox.path().join(&leftovers[0]);
+    for file in ["MANIFEST", "LOCK", "wal/wal.log", "metadata/config.json", "metadata/schema_hashes.json"] {
+        assert!(staging.join(file).is_file(), "the staging tree lacks {file}");
+    }
     let refused = sandbox.aerodb(&["query"], &find_user("u1"));
     assert_eq!(aerodb_tests::fatal_error(&refused)["code"], "AERO_STORAGE_UNINITIALIZED");
     let again = sandbox.aerodb(&["init"], "");

@@ -16,27 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::vfs::{Access, FileHandle, FileSystem, OsFs};
 
-/// Reads a whole file of at most `size_max` bytes. The file is opened
-/// without blocking and must be a regular file: a FIFO, a device or a
-/// folder in its place is refused at once (never waited on, never read
-/// without end), and so is a file over `size_max` (checked before reading,
-/// and again while reading in case it grows).
+/// Reads a whole file of at most `size_max` bytes from the real file
+/// system ([`crate::vfs::read_bounded`]): regular files only, opened
+/// without blocking, size-capped.
 pub fn read_file_bounded(path: &Path, size_max: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
-    }
-    if metadata.len() > size_max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} bytes, over the limit of {size_max}", metadata.len())));
-    }
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(size_max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > size_max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("more than {size_max} bytes, over the limit")));
-    }
-    Ok(bytes)
+    crate::vfs::read_bounded(&OsFs, path, size_max)
 }
 
 /// Reads a JSON file AeroDB reads (config, schema, metadata) under

@@ -241,6 +241,7 @@ impl Pager {
     /// Only for a derived page space (the index pages): the simulated file
     /// system sees these edits only at [`Pager::flush`].
     pub fn page_mut(&mut self, page_no: PageNo) -> Result<&mut PageBytes> {
+        debug_assert!(!self.durable_creation, "pages of the document space are written whole (write_page), never edited in place");
         let Some(segment) = usize::try_from(page_no.segment()).ok().and_then(|index| self.segments.get_mut(index)) else {
             return Err(AeroError::invariant_broken(format!("page {page_no} is past the mapped segments")));
         };

@@ -54,8 +54,24 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn kind(&self, path: &Path) -> io::Result<EntryKind>;
     /// Whether anything (a dangling symbolic link too) is at `path`.
     fn exists(&self, path: &Path) -> bool;
-    /// The names in a folder, in no particular order.
+    /// The names in a folder, in no particular order (made UTF-8, lossily).
     fn list(&self, folder: &Path) -> io::Result<Vec<String>>;
+    /// The names in a folder exactly as the file system holds them.
+    fn list_raw(&self, folder: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        Ok(self.list(folder)?.into_iter().map(std::ffi::OsString::from).collect())
+    }
+    /// Removes a tree (files and folders) this process made, as far as it
+    /// can; a symbolic link in it is removed, never followed.
+    fn remove_tree(&self, path: &Path) {
+        if self.kind(path).ok() == Some(EntryKind::Dir) {
+            for name in self.list_raw(path).unwrap_or_default() {
+                self.remove_tree(&path.join(name));
+            }
+            let _ = self.remove_dir(path);
+        } else {
+            let _ = self.remove_file(path);
+        }
+    }
     /// Creates an owner-only (0700) folder.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Renames, replacing whatever `to` names.
@@ -78,6 +94,8 @@ pub trait FileHandle: Send + Sync {
     fn is_regular(&self) -> io::Result<bool>;
     /// Reads exactly `buffer.len()` bytes at `offset`.
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
+    /// Reads at most `buffer.len()` bytes at `offset`; 0 at the end.
+    fn read_some(&self, offset: u64, buffer: &mut [u8]) -> io::Result<usize>;
     /// Writes all of `bytes` at `offset`, growing the file if needed.
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// Reserves the blocks of the first `length` bytes (posix_fallocate);
@@ -161,6 +179,18 @@ impl FileSystem for OsFs {
         Ok(names)
     }
 
+    fn list_raw(&self, folder: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(folder)? {
+            names.push(entry?.file_name());
+        }
+        Ok(names)
+    }
+
+    fn remove_tree(&self, path: &Path) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().mode(0o700).create(path)
@@ -202,6 +232,15 @@ impl FileHandle for OsHandle {
 
     fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buffer, offset)
+    }
+
+    fn read_some(&self, offset: u64, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.file.read_at(buffer, offset) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
@@ -295,8 +334,24 @@ pub fn read_bounded(fs: &dyn FileSystem, path: &Path, size_max: u64) -> io::Resu
     if length > size_max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{length} bytes, over the limit of {size_max}")));
     }
-    let mut bytes = vec![0u8; length as usize];
-    file.read_at(0, &mut bytes)?;
+    // Read to the end, whatever the length was: a file that shrank gives
+    // what it holds, one that grew past the limit is refused.
+    let mut bytes = vec![0u8; length as usize + 1];
+    let mut filled = 0;
+    loop {
+        if filled == bytes.len() {
+            if bytes.len() as u64 > size_max {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("more than {size_max} bytes, over the limit")));
+            }
+            bytes.resize((bytes.len() * 2).min(size_max as usize + 1), 0);
+        }
+        let read = file.read_some(filled as u64, &mut bytes[filled..])?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    bytes.truncate(filled);
     Ok(bytes)
 }
 
@@ -309,18 +364,6 @@ pub fn read_json(fs: &dyn FileSystem, path: &Path) -> io::Result<Vec<u8>> {
 /// Whether `path` names something, following symbolic links.
 pub fn exists_follow(fs: &dyn FileSystem, path: &Path) -> bool {
     fs.kind(path).is_ok()
-}
-
-/// Removes a tree this process made (files and folders), as far as it can.
-pub fn remove_tree(fs: &dyn FileSystem, path: &Path) {
-    if fs.kind(path).ok() == Some(EntryKind::Dir) {
-        for name in fs.list(path).unwrap_or_default() {
-            remove_tree(fs, &path.join(name));
-        }
-        let _ = fs.remove_dir(path);
-    } else {
-        let _ = fs.remove_file(path);
-    }
 }
 
 fn random_tag(fs: &dyn FileSystem) -> io::Result<String> {
@@ -429,13 +472,27 @@ struct Inode {
 
 /// A planned failure: the `nth` (0-based) counted operation fails with
 /// `kind` (and every later one too if `sticky`). A failing write first
-/// writes its first `partial_bytes` (a torn write).
+/// writes its first `partial_bytes` (a torn write), or all of them if
+/// `applied`.
 #[derive(Clone, Copy, Debug)]
 pub struct SimFault {
     pub nth: u64,
     pub sticky: bool,
     pub kind: io::ErrorKind,
     pub partial_bytes: usize,
+    /// The failing write or sync does all its work before it reports the
+    /// error (as fsync may after an I/O error: the data can be on disk).
+    pub applied: bool,
+}
+
+/// How a counted operation fails.
+struct Failure {
+    error: io::Error,
+    /// Bytes a failing write still writes.
+    partial_bytes: usize,
+    /// The operation did all its work and then reported the error (a sync
+    /// that reached the disk, a write that was made whole).
+    applied: bool,
 }
 
 #[derive(Debug, Default)]
@@ -473,18 +530,22 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl SimState {
-    /// Counts one operation; the error it must fail with, if any.
-    fn count(&mut self, op: SimOp) -> Option<(io::Error, usize)> {
+    /// Counts one operation; how it must fail, if it must.
+    fn count(&mut self, op: SimOp) -> Option<Failure> {
         let nth = self.operations;
         self.operations += 1;
         self.log.push(op);
         if self.power_off_after.is_some_and(|last| nth >= last) {
-            return Some((io::Error::other("the power is off"), 0));
+            return Some(Failure { error: io::Error::other("the power is off"), partial_bytes: 0, applied: false });
         }
         match self.fault {
-            Some(fault) if fault.nth == nth || (fault.sticky && nth > fault.nth) => {
-                Some((io::Error::new(fault.kind, format!("injected failure of operation {nth} ({op:?})")), fault.partial_bytes))
-            }
+            Some(fault) if fault.nth == nth || (fault.sticky && nth > fault.nth) => Some(Failure {
+                error: io::Error::new(fault.kind, format!("injected failure of operation {nth} ({op:?})")),
+                partial_bytes: fault.partial_bytes,
+                // Only a write or a sync can have done its work and still
+                // report an error; every other operation fails before it.
+                applied: fault.applied && matches!(op, SimOp::Write | SimOp::SyncData | SimOp::SyncAll | SimOp::SyncDir | SimOp::Flush),
+            }),
             _ => None,
         }
     }
@@ -721,8 +782,8 @@ impl FileSystem for SimFs {
                 if state.live.contains_key(&path) {
                     return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
                 }
-                if let Some((error, _)) = state.count(SimOp::Create) {
-                    return Err(error);
+                if let Some(failure) = state.count(SimOp::Create) {
+                    return Err(failure.error);
                 }
                 let number = state.next_inode;
                 state.next_inode += 1;
@@ -771,8 +832,8 @@ impl FileSystem for SimFs {
         if state.live.contains_key(&path) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
         }
-        if let Some((error, _)) = state.count(SimOp::CreateDir) {
-            return Err(error);
+        if let Some(failure) = state.count(SimOp::CreateDir) {
+            return Err(failure.error);
         }
         state.live.insert(path, Node::Dir);
         Ok(())
@@ -793,8 +854,8 @@ impl FileSystem for SimFs {
             Node::File(_) => {}
             Node::Dir => return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{}", path.display()))),
         }
-        if let Some((error, _)) = state.count(SimOp::Remove) {
-            return Err(error);
+        if let Some(failure) = state.count(SimOp::Remove) {
+            return Err(failure.error);
         }
         state.live.remove(&path);
         Ok(())
@@ -809,8 +870,8 @@ impl FileSystem for SimFs {
             return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, format!("{}", path.display())));
         }
         let mut state = self.state();
-        if let Some((error, _)) = state.count(SimOp::Remove) {
-            return Err(error);
+        if let Some(failure) = state.count(SimOp::Remove) {
+            return Err(failure.error);
         }
         state.live.remove(&path);
         Ok(())
@@ -822,8 +883,9 @@ impl FileSystem for SimFs {
         if state.node(&folder)? != Node::Dir {
             return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{}", folder.display())));
         }
-        if let Some((error, _)) = state.count(SimOp::SyncDir) {
-            return Err(error);
+        let failure = state.count(SimOp::SyncDir);
+        if let Some(failure) = failure.as_ref().filter(|failure| !failure.applied) {
+            return Err(io::Error::new(failure.error.kind(), failure.error.to_string()));
         }
         let children = |map: &BTreeMap<PathBuf, Node>| -> Vec<PathBuf> {
             map.keys().filter(|path| path.parent() == Some(folder.as_path())).cloned().collect()
@@ -837,7 +899,7 @@ impl FileSystem for SimFs {
             // as they were made durable (a renamed folder moves them).
             state.durable.insert(path, node);
         }
-        Ok(())
+        failure.map_or(Ok(()), |failure| Err(failure.error))
     }
 
     fn random_bytes(&self, out: &mut [u8]) -> io::Result<()> {
@@ -861,8 +923,8 @@ impl SimFs {
             Some(Node::Dir) => return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{}", to.display()))),
             _ => {}
         }
-        if let Some((error, _)) = state.count(SimOp::Rename) {
-            return Err(error);
+        if let Some(failure) = state.count(SimOp::Rename) {
+            return Err(failure.error);
         }
         // Move the entry and, for a folder, every entry beneath it.
         let moved: Vec<(PathBuf, Node)> =
@@ -912,12 +974,13 @@ impl SimHandle {
     fn sync(&self, op: SimOp) -> io::Result<()> {
         let number = self.number()?;
         let mut state = self.fs.state();
-        if let Some((error, _)) = state.count(op) {
-            return Err(error);
+        let failure = state.count(op);
+        if let Some(failure) = failure.as_ref().filter(|failure| !failure.applied) {
+            return Err(io::Error::new(failure.error.kind(), failure.error.to_string()));
         }
         let inode = state.inode(number);
         inode.durable = inode.live.clone();
-        Ok(())
+        failure.map_or(Ok(()), |failure| Err(failure.error))
     }
 }
 
@@ -966,11 +1029,27 @@ impl FileHandle for SimHandle {
         }
     }
 
+    fn read_some(&self, offset: u64, buffer: &mut [u8]) -> io::Result<usize> {
+        let number = self.number()?;
+        let mut state = self.fs.state();
+        if let Some(error) = state.count_read() {
+            return Err(error);
+        }
+        let live = &state.inode(number).live;
+        let start = usize::try_from(offset).map_err(io::Error::other)?.min(live.len());
+        let length = buffer.len().min(live.len() - start);
+        buffer[..length].copy_from_slice(&live[start..start + length]);
+        Ok(length)
+    }
+
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let number = self.number()?;
         let mut state = self.fs.state();
         let failure = state.count(SimOp::Write);
-        let length = failure.as_ref().map_or(bytes.len(), |(_, partial)| (*partial).min(bytes.len()));
+        let length = match &failure {
+            Some(failure) if !failure.applied => failure.partial_bytes.min(bytes.len()),
+            _ => bytes.len(),
+        };
         if length > 0 {
             let live = &mut state.inode(number).live;
             let start = offset as usize;
@@ -979,17 +1058,14 @@ impl FileHandle for SimHandle {
             }
             live[start..start + length].copy_from_slice(&bytes[..length]);
         }
-        match failure {
-            Some((error, _)) => Err(error),
-            None => Ok(()),
-        }
+        failure.map_or(Ok(()), |failure| Err(failure.error))
     }
 
     fn allocate(&self, length: u64) -> io::Result<()> {
         let number = self.number()?;
         let mut state = self.fs.state();
-        if let Some((error, _)) = state.count(SimOp::Allocate) {
-            return Err(error);
+        if let Some(failure) = state.count(SimOp::Allocate) {
+            return Err(failure.error);
         }
         let live = &mut state.inode(number).live;
         if (live.len() as u64) < length {
@@ -1067,13 +1143,14 @@ impl Mapping for SimMapping {
 
     fn flush(&self) -> io::Result<()> {
         let mut state = self.fs.state();
-        if let Some((error, _)) = state.count(SimOp::Flush) {
-            return Err(error);
+        let failure = state.count(SimOp::Flush);
+        if let Some(failure) = failure.as_ref().filter(|failure| !failure.applied) {
+            return Err(io::Error::new(failure.error.kind(), failure.error.to_string()));
         }
         let inode = state.inode(self.number);
         inode.live.clone_from(&self.buffer);
         inode.durable.clone_from(&self.buffer);
-        Ok(())
+        failure.map_or(Ok(()), |failure| Err(failure.error))
     }
 }
 
@@ -1145,7 +1222,7 @@ mod tests {
     #[test]
     fn the_nth_operation_fails_and_a_dead_machine_writes_nothing() {
         let fs = tree();
-        fs.set_fault(Some(SimFault { nth: 1, sticky: false, kind: io::ErrorKind::StorageFull, partial_bytes: 2 }));
+        fs.set_fault(Some(SimFault { nth: 1, sticky: false, kind: io::ErrorKind::StorageFull, partial_bytes: 2, applied: false }));
         let handle = file(&fs, "/db/a");
         assert_eq!(handle.write_at(0, b"abcd").unwrap_err().kind(), io::ErrorKind::StorageFull);
         assert_eq!(fs.live_bytes(Path::new("/db/a")).unwrap(), b"ab");
@@ -1155,6 +1232,22 @@ mod tests {
         assert!(handle.sync_data().is_err());
         assert_eq!(fs.live_bytes(Path::new("/db/a")).unwrap(), b"xy");
         assert_eq!(fs.operation_log(), vec![SimOp::Create, SimOp::Write, SimOp::Write, SimOp::Write, SimOp::SyncData]);
+    }
+
+    #[test]
+    fn a_sync_can_fail_after_its_work_is_done() {
+        let fs = tree();
+        let handle = file(&fs, "/db/a");
+        handle.write_at(0, b"data").unwrap();
+        fs.set_fault(Some(SimFault { nth: fs.operations(), sticky: false, kind: io::ErrorKind::Other, partial_bytes: 0, applied: true }));
+        assert!(handle.sync_data().is_err());
+        fs.set_fault(None);
+        fs.sync_dir(Path::new("/db")).unwrap();
+        assert_eq!(fs.durable_bytes(Path::new("/db/a")).unwrap(), b"data", "the failed sync still reached the disk");
+        // A rename never fails after its work: only writes and syncs can.
+        fs.set_fault(Some(SimFault { nth: fs.operations(), sticky: false, kind: io::ErrorKind::Other, partial_bytes: 0, applied: true }));
+        assert!(fs.rename(Path::new("/db/a"), Path::new("/db/b")).is_err());
+        assert!(fs.exists(Path::new("/db/a")) && !fs.exists(Path::new("/db/b")));
     }
 
     #[test]
