@@ -51,28 +51,6 @@ pub struct Pager {
     durable_creation: bool,
 }
 
-/// The pages of a segment of a derived space, held in anonymous memory
-/// (zero pages from the kernel, no file behind them).
-struct MemoryPages(memmap2::MmapMut);
-
-impl Mapping for MemoryPages {
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-
-    fn write(&mut self, offset: usize, bytes: &[u8]) {
-        self.0[offset..offset + bytes.len()].copy_from_slice(bytes);
-    }
-
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The temporary name a segment is created under.
 fn temporary_name(index: u64) -> String {
     format!("{}.new", segment_file_name(index))
@@ -154,14 +132,13 @@ impl Pager {
             // Derived pages (the index space) are not mapped: they live in
             // memory and are written to their file only by `flush`, so no
             // access to them can end in SIGBUS.
-            let mut pages = MemoryPages(
-                memmap2::MmapMut::map_anon(SEGMENT_BYTES as usize)
-                    .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot allocate memory for segment", &path, &error))?,
-            );
+            let mut pages = crate::vfs::anonymous_mapping(SEGMENT_BYTES as usize)
+                .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot allocate memory for segment", &path, &error))?;
             if !create {
-                file.read_at(0, &mut pages.0).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read segment", &path, &error))?;
+                file.read_at(0, pages.bytes_mut())
+                    .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot read segment", &path, &error))?;
             }
-            Box::new(pages)
+            pages
         };
         self.segments.push(Segment { path, map, file });
         Ok(())

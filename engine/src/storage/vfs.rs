@@ -303,6 +303,13 @@ struct OsMapping {
     map: memmap2::MmapMut,
 }
 
+/// Zeroed memory of `length` bytes with no file behind it (kernel zero
+/// pages until written), as a [`Mapping`] whose flush writes nothing: the
+/// pages of a derived space, which the pager writes to their file itself.
+pub fn anonymous_mapping(length: usize) -> io::Result<Box<dyn Mapping>> {
+    Ok(Box::new(OsMapping { map: memmap2::MmapMut::map_anon(length)? }))
+}
+
 impl Mapping for OsMapping {
     fn bytes(&self) -> &[u8] {
         &self.map
