@@ -438,7 +438,13 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
             .map(|handle| handle.join().unwrap_or_else(|_| Err(AeroError::invariant_broken("a verify thread panicked"))))
             .collect()
     });
-    let mut merged = PageScan { verified: empty_verified(catalog), ..PageScan::default() };
+    // The first range's scan becomes the result (its arenas are not
+    // copied); the others are appended to it in page order.
+    let mut scans = scans.into_iter();
+    let mut merged = match scans.next() {
+        Some(first) => first?,
+        None => PageScan { verified: empty_verified(catalog), ..PageScan::default() },
+    };
     for scan in scans {
         let scan = scan?;
         merged.verified.documents += scan.verified.documents;
