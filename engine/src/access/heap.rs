@@ -361,8 +361,10 @@ impl Heap {
             if page_no.0 >= self.page_count {
                 return Err(AeroError::invariant_broken(format!("staged page {page_no} is past the page count {}", self.page_count)));
             }
-            // The image carries its own number and an LSN of a durable record.
-            let header = PageHeader::read(image);
+            // The image is sealed (its checksum holds), carries its own
+            // number and an LSN of a durable record.
+            let header = aerodb_format::page::verify(image, *page_no)
+                .map_err(|error| AeroError::invariant_broken(format!("staged image of page {page_no} is not sealed: {error}")))?;
             if header.page_no() != *page_no || header.lsn().0 == 0 || header.lsn() > durable_seq {
                 return Err(AeroError::invariant_broken(format!(
                     "staged image of page {page_no} says page {} LSN {}, past the durable sequence {durable_seq}",
@@ -454,5 +456,43 @@ impl Heap {
     pub fn set_page_count(&mut self, page_count: u64) {
         self.page_count = page_count;
         self.committed_page_count = page_count;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aerodb_format::page::{new_page, seal, PageKind};
+
+    fn heap(folder: &std::path::Path) -> Heap {
+        Heap::new(Pager::open_durable(crate::vfs::os(), folder, ErrorCode::DataCorruption).unwrap(), 0)
+    }
+
+    fn plan(image: Box<PageBytes>) -> PagePlan {
+        PagePlan { pages: [(PageNo(0), image)].into_iter().collect(), page_count: 1, taken_free_pages: BTreeSet::new() }
+    }
+
+    #[test]
+    fn only_a_sealed_image_of_a_durable_record_reaches_a_segment() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut heap = heap(folder.path());
+        let mut image = new_page(PageKind::Document, PageNo(0));
+        seal(&mut image, SeqNo(1));
+        // Sealed, LSN 1, but the durable sequence is 0: refused.
+        let staged = plan(image.clone());
+        heap.prepare(&staged).unwrap();
+        heap.stage(staged);
+        assert_eq!(heap.apply_staged(SeqNo(0)).unwrap_err().code, ErrorCode::InternalInvariant);
+        // A byte changed after sealing: refused, and the segment keeps zeros.
+        let mut damaged = image.clone();
+        damaged[aerodb_format::PAGE_SIZE_BYTES - 1] ^= 1;
+        heap.stage(plan(damaged));
+        let error = heap.apply_staged(SeqNo(1)).unwrap_err();
+        assert!(error.message.contains("not sealed"), "{}", error.message);
+        assert!(heap.segment_page(PageNo(0)).unwrap().iter().all(|&byte| byte == 0));
+        // Sealed and durable: applied.
+        heap.stage(plan(image.clone()));
+        heap.apply_staged(SeqNo(1)).unwrap();
+        assert_eq!(heap.segment_page(PageNo(0)).unwrap()[..], image[..]);
     }
 }
