@@ -272,7 +272,9 @@ impl Database {
         let manifest = Manifest::decode(&manifest_bytes)
             .map_err(|error| metadata_corruption(&paths.manifest, &error).detail("offset", error.offset as u64))?;
         let catalog = Catalog::load(&paths)?;
-        let marker = match paths.fs.kind(&paths.clean_shutdown) {
+        // Whatever is at the marker's name counts, a dangling link too: the
+        // marker is never read, and the boot removes the name itself.
+        let marker = match paths.fs.kind_no_follow(&paths.clean_shutdown) {
             Ok(_) => true,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
             Err(error) => return Err(io_error(ErrorCode::StorageIoError, "cannot access", &paths.clean_shutdown, &error)),
@@ -1006,6 +1008,11 @@ fn take_lock(paths: &Paths) -> Result<(Box<dyn FileHandle>, Box<dyn FileHandle>)
         other => other,
     }
     .map_err(|error| io_error(ErrorCode::StorageIoError, "cannot open", &paths.lock, &error))?;
+    if !file.is_regular().map_err(|error| io_error(ErrorCode::StorageIoError, "cannot stat", &paths.lock, &error))? {
+        // A FIFO or a device in LOCK's place (aerodb-verify reports it too).
+        return Err(AeroError::new(ErrorCode::StorageIoError, format!("{} is not a regular file", paths.lock.display()))
+            .detail("file", paths.lock.display().to_string()));
+    }
     if !file.try_lock(true).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot lock", &paths.lock, &error))? {
         return Err(locked());
     }
@@ -1054,6 +1061,14 @@ fn check_wal_identity(wal: &Wal, paths: &Paths, manifest: &Manifest) -> Result<(
 /// reason to refuse the database.
 fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
     let fs = &*paths.fs;
+    if fs.exists(&paths.indexes)
+        && fs.kind(&paths.indexes).is_err()
+        && fs.kind_no_follow(&paths.indexes).ok() == Some(crate::vfs::EntryKind::Other)
+    {
+        // A symbolic link to nothing: derived data, so the link goes and a
+        // folder is made in its place.
+        fs.remove_file(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &paths.indexes, &error))?;
+    }
     if !fs.exists(&paths.indexes) {
         fs.create_dir(&paths.indexes)
             .and_then(|()| fs.sync_dir(&paths.root))
@@ -1064,6 +1079,11 @@ fn open_empty_indexes(paths: &Paths) -> Result<Indexes> {
     let names = fs.list_raw(&paths.indexes).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.indexes, &error))?;
     for name in names {
         let path = paths.indexes.join(name);
+        if fs.kind_no_follow(&path).ok() == Some(crate::vfs::EntryKind::Dir) {
+            // Whatever the folder holds is derived or stray: removed whole.
+            fs.remove_tree(&path);
+            continue;
+        }
         fs.remove_file(&path).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot remove", &path, &error))?;
     }
     Ok(Indexes::new(Pager::open(paths.fs.clone(), &paths.indexes, ErrorCode::IndexCorruption)?))

@@ -238,3 +238,79 @@ fn a_database_the_process_may_not_read_is_a_permission_error_not_uninitialized()
     assert!(stderr.contains("AERO_STORAGE_IO_ERROR") && stderr.contains("ermission denied"), "{stderr}");
     assert!(!stderr.contains("AERO_STORAGE_UNINITIALIZED"), "{stderr}");
 }
+
+/// Odd things at the names of a data directory, each judged alike by the
+/// boot and `aerodb-verify` (TOOLS.md: the boot refuses exactly when verify
+/// reports a problem).
+#[test]
+fn what_is_at_a_name_is_judged_alike_by_the_boot_and_verify() {
+    use std::os::unix::ffi::OsStrExt;
+    let boot = |sandbox: &Sandbox| sandbox.aerodb(&["query"], "");
+    let verify = |sandbox: &Sandbox| {
+        let output = Command::new(binary("aerodb-verify")).arg("--config").arg(sandbox.config()).arg("--json").output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let fresh = || {
+        let sandbox = Sandbox::with_user_schema();
+        assert!(sandbox.aerodb(&["query"], &insert_user("1", "alice", 30)).status.success());
+        sandbox
+    };
+
+    // A folder (with content) inside indexes/: removed by the boot; a note for verify.
+    let sandbox = fresh();
+    std::fs::create_dir_all(sandbox.data().join("indexes/leftover/inner")).unwrap();
+    std::fs::write(sandbox.data().join("indexes/leftover/inner/x"), b"x").unwrap();
+    let (code, report) = verify(&sandbox);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(boot(&sandbox).status.success());
+    assert!(!sandbox.data().join("indexes/leftover").exists());
+
+    // indexes/ as a link to nothing: the link goes, the folder is made
+    // again. (After a clean shutdown verify reports the missing index files
+    // all the same: the one documented exception, TOOLS.md.)
+    let sandbox = fresh();
+    std::fs::remove_dir_all(sandbox.data().join("indexes")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/aerodb-indexes", sandbox.data().join("indexes")).unwrap();
+    assert!(boot(&sandbox).status.success(), "{}", String::from_utf8_lossy(&boot(&sandbox).stderr));
+    assert!(sandbox.data().join("indexes").is_dir());
+
+    // LOCK as a FIFO: refused by both.
+    let sandbox = fresh();
+    std::fs::remove_file(sandbox.data().join("LOCK")).unwrap();
+    let fifo = std::ffi::CString::new(sandbox.data().join("LOCK").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (code, report) = verify(&sandbox);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("LOCK is not a regular file"), "{report}");
+    assert_eq!(aerodb_tests::fatal_error(&boot(&sandbox))["code"], "AERO_STORAGE_IO_ERROR");
+
+    // LOCK as a link to nothing: refused by both.
+    let sandbox = fresh();
+    std::fs::remove_file(sandbox.data().join("LOCK")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/aerodb-lock", sandbox.data().join("LOCK")).unwrap();
+    let (code, report) = verify(&sandbox);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(aerodb_tests::fatal_error(&boot(&sandbox))["code"], "AERO_STORAGE_IO_ERROR");
+
+    // The marker as a link to nothing after a clean shutdown: it counts as
+    // the marker (the state file holds), the boot removes it, and the next
+    // shutdown writes a real one.
+    let sandbox = fresh();
+    std::fs::remove_file(sandbox.data().join("clean_shutdown")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/aerodb-marker", sandbox.data().join("clean_shutdown")).unwrap();
+    let (code, report) = verify(&sandbox);
+    assert_eq!(code, Some(0), "{report}");
+    let output = sandbox.aerodb(&["query"], &insert_user("2", "bob", 31));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(sandbox.data().join("clean_shutdown").is_file());
+
+    // A schema file whose name is not UTF-8: AERO_SCHEMA_INVALID, and a problem for verify.
+    let sandbox = fresh();
+    let name = std::ffi::OsStr::from_bytes(b"user_v1\xff.json");
+    std::fs::write(sandbox.data().join("metadata/schemas").join(name), aerodb_tests::USER_SCHEMA).unwrap();
+    let (code, report) = verify(&sandbox);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("not UTF-8"), "{report}");
+    assert_eq!(aerodb_tests::fatal_error(&boot(&sandbox))["code"], "AERO_SCHEMA_INVALID");
+}

@@ -65,7 +65,8 @@ impl Database {
 
     /// True when the clean-shutdown marker exists (as the engine tests it).
     pub fn has_clean_shutdown(&self) -> bool {
-        self.path(CLEAN_SHUTDOWN_FILE).exists()
+        // As the boot judges it: anything at the name, a dangling link too.
+        std::fs::symlink_metadata(self.path(CLEAN_SHUTDOWN_FILE)).is_ok()
     }
 
     /// Takes a shared lock on the data directory for as long as the

@@ -468,12 +468,23 @@ fn verify_follows_the_boot_on_schema_folders_and_the_state_file() {
     assert_eq!(missing.len(), 1, "reported once, for the first record: {}", show(&problems));
     assert_eq!(missing[0]["file"], json!("wal/wal.log"));
 
-    // A folder inside indexes/ stops the boot from emptying it, after any shutdown.
+    // A folder inside indexes/ is removed by the next boot with the index
+    // files: a note, and the boot agrees (it boots and the folder is gone).
     let db = Builder::standard().finish(false);
-    std::fs::create_dir(db.path("indexes/leftover")).unwrap();
+    std::fs::create_dir_all(db.path("indexes/leftover/inner")).unwrap();
+    std::fs::write(db.path("indexes/leftover/inner/x"), b"x").unwrap();
     let output = db.verify();
-    assert_eq!(output.code, 1, "{}", output.stdout);
-    assert_problem(&output.problems(), "a folder inside the index folder");
+    assert!(
+        output.notes().iter().any(|note| note["message"].as_str().is_some_and(|m| m.contains("a folder inside the index folder"))),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        !output.problems().iter().any(|problem| problem["message"].as_str().is_some_and(|m| m.contains("index folder"))),
+        "{}",
+        output.stdout
+    );
+    // The boot's side: tests/tests/hostile_env.rs, what_is_at_a_name_is_judged_alike_by_the_boot_and_verify.
 }
 
 #[test]

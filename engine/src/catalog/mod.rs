@@ -104,9 +104,18 @@ impl Catalog {
         let mut changed = false;
         let mut catalog = Catalog::default();
         let mut names = Vec::new();
-        names.extend(
-            paths.fs.list(&paths.schemas).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?,
-        );
+        for raw in
+            paths.fs.list_raw(&paths.schemas).map_err(|error| io_error(ErrorCode::StorageIoError, "cannot list", &paths.schemas, &error))?
+        {
+            match raw.into_string() {
+                Ok(name) => names.push(name),
+                // Not UTF-8: it cannot be `<schema_id>_<schema_version>.json`.
+                Err(raw) if raw.as_encoded_bytes().first() == Some(&b'.') => {}
+                Err(raw) => {
+                    return Err(invalid(&paths.schemas.join(raw), "has a file name that is not UTF-8, so it is not a schema file name"))
+                }
+            }
+        }
         names.sort();
         let mut hashes = match recorded {
             Some(hashes) => hashes,

@@ -54,6 +54,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn kind(&self, path: &Path) -> io::Result<EntryKind>;
     /// Whether anything (a dangling symbolic link too) is at `path`.
     fn exists(&self, path: &Path) -> bool;
+    /// What `path` names itself, without following a symbolic link (a
+    /// link is `Other`); `NotFound` if nothing.
+    fn kind_no_follow(&self, path: &Path) -> io::Result<EntryKind> {
+        self.kind(path)
+    }
     /// The names in a folder, in no particular order (made UTF-8, lossily).
     fn list(&self, folder: &Path) -> io::Result<Vec<String>>;
     /// The names in a folder exactly as the file system holds them.
@@ -169,6 +174,17 @@ impl FileSystem for OsFs {
 
     fn exists(&self, path: &Path) -> bool {
         std::fs::symlink_metadata(path).is_ok()
+    }
+
+    fn kind_no_follow(&self, path: &Path) -> io::Result<EntryKind> {
+        let kind = std::fs::symlink_metadata(path)?.file_type();
+        Ok(if kind.is_file() {
+            EntryKind::File
+        } else if kind.is_dir() {
+            EntryKind::Dir
+        } else {
+            EntryKind::Other
+        })
     }
 
     fn list(&self, folder: &Path) -> io::Result<Vec<String>> {

@@ -231,23 +231,21 @@ pub fn check(
     Ok(())
 }
 
-/// The engine empties `indexes/` at every boot (the trees are rebuilt): a
-/// folder inside it, or an `indexes` that is not a folder, makes the boot
+/// The engine empties `indexes/` at every boot (the trees are rebuilt),
+/// folders inside it included, and makes it again when it is missing or a
+/// link to nothing: only an `indexes` that is not a folder makes the boot
 /// fail. Checked whatever the shutdown was.
 pub fn check_folder_can_be_emptied(database: &Database, report: &mut Report) {
     let path = database.path(INDEXES_DIR);
-    match std::fs::symlink_metadata(&path) {
-        Err(_) => {} // missing: the boot makes it again
+    match std::fs::metadata(&path) {
+        Err(_) => {} // missing (or a link to nothing): the boot makes it again
         Ok(metadata) if !metadata.is_dir() => report.problem(
             Location::file(INDEXES_DIR),
             "indexes is not a folder: the engine cannot empty it to rebuild the indexes (AERO_STORAGE_IO_ERROR)",
         ),
         Ok(_) => {
             for name in PageSpace::open(&database.root, INDEXES_DIR).folders {
-                report.problem(
-                    Location::file(&name),
-                    "a folder inside the index folder: the engine cannot empty it to rebuild the indexes (AERO_STORAGE_IO_ERROR)",
-                );
+                report.note(Location::file(&name), "a folder inside the index folder: the next boot removes it with the index files");
             }
         }
     }

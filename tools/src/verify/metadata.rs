@@ -24,13 +24,18 @@ pub type Schemas = BTreeMap<(String, String), Schema>;
 /// remove: a folder (or, for `LOCK`, anything but a file) in their place
 /// makes it fail.
 pub fn check_marker_files(database: &Database, report: &mut Report) {
-    if let Ok(metadata) = std::fs::metadata(database.path(LOCK_FILE)) {
-        if !metadata.is_file() {
-            report.problem(
-                Location::file(LOCK_FILE),
-                "LOCK is not a regular file: the engine cannot open it to lock the database (AERO_STORAGE_IO_ERROR)",
-            );
-        }
+    match std::fs::metadata(database.path(LOCK_FILE)) {
+        Ok(metadata) if !metadata.is_file() => report.problem(
+            Location::file(LOCK_FILE),
+            "LOCK is not a regular file: the engine cannot open it to lock the database (AERO_STORAGE_IO_ERROR)",
+        ),
+        Ok(_) => {}
+        // A missing LOCK is made again by the boot; a link to nothing cannot be.
+        Err(_) if std::fs::symlink_metadata(database.path(LOCK_FILE)).is_ok() => report.problem(
+            Location::file(LOCK_FILE),
+            "LOCK is a symbolic link to nothing: the engine cannot open or make it (AERO_STORAGE_IO_ERROR)",
+        ),
+        Err(_) => {}
     }
     if std::fs::metadata(database.path(CLEAN_SHUTDOWN_FILE)).is_ok_and(|metadata| metadata.is_dir()) {
         report.problem(
@@ -140,8 +145,17 @@ pub fn check_schemas(database: &Database, report: &mut Report) -> Schemas {
     let hashes = read_hashes(database, report);
     let names: Vec<String> = match std::fs::read_dir(database.path(SCHEMAS_DIR)) {
         Ok(listing) => {
-            let mut names: Vec<String> =
-                listing.filter_map(|entry| entry.ok()).map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
+            let mut names: Vec<String> = Vec::new();
+            for raw in listing.filter_map(|entry| entry.ok()).map(|entry| entry.file_name()) {
+                match raw.into_string() {
+                    Ok(name) => names.push(name),
+                    Err(raw) if raw.as_encoded_bytes().first() == Some(&b'.') => {}
+                    Err(raw) => report.problem(
+                        Location::file(&format!("{SCHEMAS_DIR}/{}", raw.to_string_lossy())),
+                        "schema file name is not UTF-8, so it is not a schema file name (AERO_SCHEMA_INVALID)",
+                    ),
+                }
+            }
             names.sort();
             names
         }
