@@ -7,10 +7,11 @@
 #   cargo build --release -p aerodb-cli
 #   bench/import.sh 3            # 100,000 documents
 #   bench/import.sh 1 1000000    # 1,000,000 documents
+#   AERODB_BIN_DIR=/other/target/release bench/import.sh 3   # another build
 set -uo pipefail
 rounds=${1:-3}
 docs=${2:-100000}
-bin=$(cd "$(dirname "$0")/.." && pwd)/target/release
+bin=${AERODB_BIN_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target/release}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 - "$work" "$docs" <<'PY'
