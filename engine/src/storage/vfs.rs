@@ -141,6 +141,16 @@ pub trait Mapping: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsFs;
 
+fn entry_kind(kind: std::fs::FileType) -> EntryKind {
+    if kind.is_file() {
+        EntryKind::File
+    } else if kind.is_dir() {
+        EntryKind::Dir
+    } else {
+        EntryKind::Other
+    }
+}
+
 /// The one real file system, shared.
 pub fn os() -> Arc<dyn FileSystem> {
     Arc::new(OsFs)
@@ -162,14 +172,7 @@ impl FileSystem for OsFs {
     }
 
     fn kind(&self, path: &Path) -> io::Result<EntryKind> {
-        let kind = std::fs::metadata(path)?.file_type();
-        Ok(if kind.is_file() {
-            EntryKind::File
-        } else if kind.is_dir() {
-            EntryKind::Dir
-        } else {
-            EntryKind::Other
-        })
+        Ok(entry_kind(std::fs::metadata(path)?.file_type()))
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -177,14 +180,7 @@ impl FileSystem for OsFs {
     }
 
     fn kind_no_follow(&self, path: &Path) -> io::Result<EntryKind> {
-        let kind = std::fs::symlink_metadata(path)?.file_type();
-        Ok(if kind.is_file() {
-            EntryKind::File
-        } else if kind.is_dir() {
-            EntryKind::Dir
-        } else {
-            EntryKind::Other
-        })
+        Ok(entry_kind(std::fs::symlink_metadata(path)?.file_type()))
     }
 
     fn list(&self, folder: &Path) -> io::Result<Vec<String>> {
