@@ -57,3 +57,19 @@ fn a_boot_waits_for_a_schema_add_holding_the_lock() {
     release.join().unwrap();
     drop(db);
 }
+
+#[test]
+fn a_schema_folder_lock_held_too_long_is_storage_locked() {
+    let test = TestDb::with_user_schema();
+    let paths = aerodb_engine::config::load(&test.config).unwrap().paths;
+    let holder = OsFs.open(&paths.schemas, Access::Read).unwrap();
+    assert!(holder.try_lock(true).unwrap());
+    let started = Instant::now();
+    let error = catalog::install_bytes(&paths, NOTE_SCHEMA.as_bytes(), std::path::Path::new("note.json")).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_secs(5), "gave up after {:?}", started.elapsed());
+    assert_eq!(error.code, aerodb_engine::ErrorCode::StorageLocked);
+    assert_eq!(error.detail_str("file"), Some(paths.schemas.display().to_string().as_str()));
+    drop(holder);
+    // Nothing was written: the schema file is not there.
+    assert!(!paths.schemas.join("note_v1.json").exists());
+}
