@@ -61,6 +61,8 @@ pub struct Schema {
     pub fields: Vec<(String, FieldDef)>,
     /// Indexed fields: `_id` first, then the `indexes` list in its order.
     pub indexes: Vec<String>,
+    /// For each entry of `indexes`, its position in `fields`.
+    index_positions: Vec<usize>,
 }
 
 /// A schema file that breaks a rule.
@@ -236,7 +238,16 @@ impl Schema {
             Ok(pair) => pair,
             Err(_) => return error("schema_id and schema_version are required"),
         };
-        Ok(Schema { schema_id, schema_version, description, fields, indexes })
+        let index_positions = indexes.iter().filter_map(|index| fields.iter().position(|(name, _)| name == index)).collect::<Vec<_>>();
+        if index_positions.len() != indexes.len() {
+            return error("an indexed field is not declared");
+        }
+        Ok(Schema { schema_id, schema_version, description, fields, indexes, index_positions })
+    }
+
+    /// For each entry of `indexes`, its position in `fields`.
+    pub fn index_positions(&self) -> &[usize] {
+        &self.index_positions
     }
 
     /// Calls `visit(position, key)` with the index entry key of every index

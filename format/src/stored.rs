@@ -19,6 +19,8 @@ use crate::{varint, IDENTIFIER_LEN_MAX, INDEXED_STRING_MAX_BYTES, JSON_DEPTH_MAX
 pub struct KeyScratch {
     id: Vec<u8>,
     entry: Vec<u8>,
+    /// Where the value of each top-level field starts (`usize::MAX`: absent).
+    value_at: Vec<usize>,
 }
 
 /// Fields of an object beyond which the check leaves the record to the
@@ -48,12 +50,16 @@ fn count(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     varint::get_u64(bytes, pos, "document", "count").ok()
 }
 
-fn text<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a str> {
+fn raw_text<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let length = usize::try_from(count(bytes, pos)?).ok()?;
     let end = pos.checked_add(length).filter(|&end| end <= bytes.len())?;
     let raw = &bytes[*pos..end];
     *pos = end;
-    std::str::from_utf8(raw).ok()
+    Some(raw)
+}
+
+fn text<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a str> {
+    std::str::from_utf8(raw_text(bytes, pos)?).ok()
 }
 
 fn float(bytes: &[u8], pos: &mut usize) -> Option<f64> {
@@ -63,8 +69,9 @@ fn float(bytes: &[u8], pos: &mut usize) -> Option<f64> {
 }
 
 /// Checks the members of an object (its count first) against `fields`;
-/// the members' values are at `depth`.
-fn members(fields: &[(String, FieldDef)], bytes: &[u8], pos: &mut usize, depth: usize) -> Option<()> {
+/// the members' values are at `depth`. With `value_at`, notes where each
+/// field's value starts.
+fn members(fields: &[(String, FieldDef)], bytes: &[u8], pos: &mut usize, depth: usize, mut value_at: Option<&mut [usize]>) -> Option<()> {
     if fields.len() > FIELDS_MAX {
         return None;
     }
@@ -74,13 +81,17 @@ fn members(fields: &[(String, FieldDef)], bytes: &[u8], pos: &mut usize, depth: 
     }
     let mut seen: u128 = 0;
     for _ in 0..members {
-        let name = text(bytes, pos)?;
-        let index = fields.iter().position(|(field, _)| field == name)?;
+        // A name equal to a declared one is valid UTF-8: no other check.
+        let name = raw_text(bytes, pos)?;
+        let index = fields.iter().position(|(field, _)| field.as_bytes() == name)?;
         let bit = 1u128 << index;
         if seen & bit != 0 {
             return None;
         }
         seen |= bit;
+        if let Some(value_at) = value_at.as_deref_mut() {
+            value_at[index] = *pos;
+        }
         value(&fields[index].1.field_type, bytes, pos, depth)?;
     }
     let required_missing = fields.iter().enumerate().any(|(index, (_, definition))| definition.required && seen & (1u128 << index) == 0);
@@ -99,7 +110,7 @@ fn value(field_type: &FieldType, bytes: &[u8], pos: &mut usize, depth: usize) ->
         (FieldType::Int, TAG_INT) => varint::get_i64(bytes, pos, "document", "int").ok().map(|_| ()),
         (FieldType::Float, TAG_FLOAT) => float(bytes, pos).map(|_| ()),
         (FieldType::String, TAG_STRING) => text(bytes, pos).map(|_| ()),
-        (FieldType::Object(fields), TAG_OBJECT) => members(fields, bytes, pos, depth + 1),
+        (FieldType::Object(fields), TAG_OBJECT) => members(fields, bytes, pos, depth + 1, None),
         (FieldType::Array(item), TAG_ARRAY) => {
             let items = count(bytes, pos)?;
             if items > (bytes.len() - *pos) as u64 {
@@ -114,57 +125,19 @@ fn value(field_type: &FieldType, bytes: &[u8], pos: &mut usize, depth: usize) ->
     }
 }
 
-/// Steps over a value already checked.
-fn skip(bytes: &[u8], pos: &mut usize) -> Option<()> {
-    let tag = *bytes.get(*pos)?;
-    *pos += 1;
-    match tag {
-        TAG_FALSE | TAG_TRUE => {}
-        TAG_INT => {
-            varint::get_i64(bytes, pos, "document", "int").ok()?;
-        }
-        TAG_FLOAT => *pos += 8,
-        TAG_STRING => {
-            text(bytes, pos)?;
-        }
-        TAG_ARRAY => {
-            for _ in 0..count(bytes, pos)? {
-                skip(bytes, pos)?;
-            }
-        }
-        TAG_OBJECT => {
-            for _ in 0..count(bytes, pos)? {
-                text(bytes, pos)?;
-                skip(bytes, pos)?;
-            }
-        }
+/// The key value of a checked scalar value at `pos`; `None` if it is not
+/// a scalar.
+fn scalar_key(bytes: &[u8], mut pos: usize) -> Option<KeyRef<'_>> {
+    let tag = *bytes.get(pos)?;
+    pos += 1;
+    Some(match tag {
+        TAG_FALSE => KeyRef::Bool(false),
+        TAG_TRUE => KeyRef::Bool(true),
+        TAG_INT => KeyRef::Int(varint::get_i64(bytes, &mut pos, "document", "int").ok()?),
+        TAG_FLOAT => KeyRef::Float(float(bytes, &mut pos)?),
+        TAG_STRING => KeyRef::String(text(bytes, &mut pos)?),
         _ => return None,
-    }
-    Some(())
-}
-
-/// The key value of the top-level member `name` of the checked body at
-/// `start`: `Some(None)` if absent, `None` if it is not a scalar.
-fn member_key<'a>(bytes: &'a [u8], start: usize, name: &str) -> Option<Option<KeyRef<'a>>> {
-    let mut pos = start + 1;
-    for _ in 0..count(bytes, &mut pos)? {
-        let member = text(bytes, &mut pos)?;
-        if member != name {
-            skip(bytes, &mut pos)?;
-            continue;
-        }
-        let tag = *bytes.get(pos)?;
-        pos += 1;
-        return Some(Some(match tag {
-            TAG_FALSE => KeyRef::Bool(false),
-            TAG_TRUE => KeyRef::Bool(true),
-            TAG_INT => KeyRef::Int(varint::get_i64(bytes, &mut pos, "document", "int").ok()?),
-            TAG_FLOAT => KeyRef::Float(float(bytes, &mut pos)?),
-            TAG_STRING => KeyRef::String(text(bytes, &mut pos)?),
-            _ => return None,
-        }));
-    }
-    Some(None)
+    })
 }
 
 impl Schema {
@@ -183,35 +156,47 @@ impl Schema {
             return None;
         }
         pos += 1;
-        members(&self.fields, bytes, &mut pos, 1)?;
+        let KeyScratch { id: id_key, entry, value_at } = scratch;
+        value_at.clear();
+        value_at.resize(self.fields.len(), usize::MAX);
+        members(&self.fields, bytes, &mut pos, 1, Some(value_at))?;
         if pos != bytes.len() {
             return None;
         }
+        // The key value of the `positions`-th index: `Some(None)` if absent,
+        // `None` if it is not a scalar.
+        let index_key = |position: usize| -> Option<Option<KeyRef<'_>>> {
+            match value_at[self.index_positions()[position]] {
+                usize::MAX => Some(None),
+                at => scalar_key(bytes, at).map(Some),
+            }
+        };
         // The `_id` (a string or an int) and the indexed strings' caps,
         // all before the first key is visited.
-        let id = member_key(bytes, start, "_id")??;
+        let id_position = self.indexes.iter().position(|field| field == "_id")?;
+        let id = index_key(id_position)??;
         if !matches!(id, KeyRef::Int(_) | KeyRef::String(_)) {
             return None;
         }
-        for field in &self.indexes {
-            if let Some(KeyRef::String(text)) = member_key(bytes, start, field)? {
+        for position in 0..self.indexes.len() {
+            if let Some(KeyRef::String(text)) = index_key(position)? {
                 if text.len() > INDEXED_STRING_MAX_BYTES {
                     return None;
                 }
             }
         }
-        scratch.id.clear();
-        key::encode_ref(&mut scratch.id, id);
-        for (position, field) in self.indexes.iter().enumerate() {
-            scratch.entry.clear();
-            if field != "_id" {
-                match member_key(bytes, start, field)? {
-                    Some(value) => key::encode_ref(&mut scratch.entry, value),
+        id_key.clear();
+        key::encode_ref(id_key, id);
+        for position in 0..self.indexes.len() {
+            entry.clear();
+            if position != id_position {
+                match index_key(position)? {
+                    Some(value) => key::encode_ref(entry, value),
                     None => continue,
                 }
             }
-            scratch.entry.extend_from_slice(&scratch.id);
-            visit(position, &scratch.entry);
+            entry.extend_from_slice(id_key);
+            visit(position, entry);
         }
         Some(())
     }

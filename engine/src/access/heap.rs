@@ -402,13 +402,27 @@ impl Heap {
 
     /// Updates the free-space maps for a page's new content.
     pub fn note_page(&mut self, page_no: PageNo, page: &PageBytes) {
+        let kind = PageKind::from_byte(PageHeader::read(page).kind);
+        let free = if kind == Some(PageKind::Document) { slotted::free_bytes(page) as u16 } else { 0 };
+        self.note_facts(page_no, kind, free);
+    }
+
+    /// [`Heap::note_page`] for the page as it is in its segment (recovery,
+    /// after verification).
+    pub fn note_segment_page(&mut self, page_no: PageNo) {
+        let Some(page) = self.pager.page(page_no) else { return };
+        let kind = PageKind::from_byte(PageHeader::read(page).kind);
+        let free = if kind == Some(PageKind::Document) { slotted::free_bytes(page) as u16 } else { 0 };
+        self.note_facts(page_no, kind, free);
+    }
+
+    fn note_facts(&mut self, page_no: PageNo, kind: Option<PageKind>, free: u16) {
         if let Some(old) = self.free_of_page.remove(&page_no) {
             self.free_by_size.remove(&(old, page_no));
         }
         self.free_pages.remove(&page_no);
-        match PageKind::from_byte(PageHeader::read(page).kind) {
+        match kind {
             Some(PageKind::Document) => {
-                let free = slotted::free_bytes(page) as u16;
                 if free >= FREE_TRACK_MIN_BYTES {
                     self.free_of_page.insert(page_no, free);
                     self.free_by_size.insert((free, page_no));

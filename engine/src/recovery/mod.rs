@@ -32,6 +32,9 @@ use crate::error::{corruption, AeroError, ErrorCode, Result};
 use crate::heap::Heap;
 use crate::wal::{scan, Wal};
 
+mod keys;
+pub use keys::{KeyArena, KeyRuns};
+
 /// What a boot did, for the one recovery report line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -306,47 +309,6 @@ pub fn replay(
     Ok(())
 }
 
-/// Index keys collected during verification, in one arena per tree.
-#[derive(Default)]
-pub struct KeyArena {
-    bytes: Vec<u8>,
-    entries: Vec<ArenaEntry>,
-}
-
-#[derive(Clone, Copy)]
-struct ArenaEntry {
-    page: u64,
-    offset: u32,
-    length: u16,
-    slot: u16,
-}
-
-impl KeyArena {
-    fn push(&mut self, key: &[u8], locator: Locator) -> Result<()> {
-        let offset = u32::try_from(self.bytes.len()).map_err(|_| AeroError::invariant_broken("index key arena over 4 GiB"))?;
-        self.bytes.extend_from_slice(key);
-        self.entries.push(ArenaEntry { page: locator.page.0, offset, length: key.len() as u16, slot: locator.slot });
-        Ok(())
-    }
-
-    fn key(&self, entry: &ArenaEntry) -> &[u8] {
-        &self.bytes[entry.offset as usize..entry.offset as usize + usize::from(entry.length)]
-    }
-
-    fn sort(&mut self) {
-        let bytes = std::mem::take(&mut self.bytes);
-        self.entries.sort_unstable_by(|left, right| {
-            bytes[left.offset as usize..left.offset as usize + usize::from(left.length)]
-                .cmp(&bytes[right.offset as usize..right.offset as usize + usize::from(right.length)])
-        });
-        self.bytes = bytes;
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&[u8], Locator)> {
-        self.entries.iter().map(|entry| (self.key(entry), Locator { page: PageNo(entry.page), slot: entry.slot }))
-    }
-}
-
 /// The index keys of one document under its schema: `(field, key)` pairs.
 pub fn index_keys(schema: &Schema, document: &Map<String, Value>) -> Result<Vec<(String, Vec<u8>)>> {
     let mut keys = Vec::with_capacity(schema.indexes.len());
@@ -363,8 +325,8 @@ pub struct Verified {
     pub documents: u64,
     /// Encoded document sizes per (schema_id, schema_version): size → count.
     pub document_sizes: BTreeMap<(String, String), BTreeMap<u64, u64>>,
-    /// The index keys found, per tree.
-    pub arenas: BTreeMap<TreeId, KeyArena>,
+    /// The index keys found, per tree, sorted.
+    pub arenas: BTreeMap<TreeId, KeyRuns>,
     /// While verifying: per schema_id and schema_version, one arena per
     /// entry of the schema's `indexes` list and the size counts (looked up
     /// by `&str`, so a document costs no allocation here).
@@ -397,17 +359,6 @@ struct PageScan {
     stubs: Vec<(Locator, PageNo, usize)>,
 }
 
-impl KeyArena {
-    /// Moves `other`'s entries to the end of this arena.
-    fn append(&mut self, other: KeyArena) -> Result<()> {
-        let shift = u32::try_from(self.bytes.len()).map_err(|_| AeroError::invariant_broken("index key arena over 4 GiB"))?;
-        self.bytes.extend_from_slice(&other.bytes);
-        u32::try_from(self.bytes.len()).map_err(|_| AeroError::invariant_broken("index key arena over 4 GiB"))?;
-        self.entries.extend(other.entries.into_iter().map(|entry| ArenaEntry { offset: entry.offset + shift, ..entry }));
-        Ok(())
-    }
-}
-
 fn empty_verified(catalog: &Catalog) -> Verified {
     let mut verified = Verified::default();
     for schema in catalog.all() {
@@ -424,13 +375,17 @@ fn empty_verified(catalog: &Catalog) -> Verified {
 pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut RecoveryReport) -> Result<Verified> {
     let started = Instant::now();
     let capacity = heap.capacity_pages();
-    let chunk = capacity.div_ceil(VERIFY_THREADS).max(1);
+    // Even shares of the written pages; the last range also checks the
+    // unwritten rest of the last segment (cheap: they must be zero).
+    let written = heap.page_count().min(capacity);
+    let share = written.div_ceil(VERIFY_THREADS).max(1);
     let shared: &Heap = heap;
     let scans: Vec<Result<PageScan>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..VERIFY_THREADS)
             .map(|thread| {
-                let range = (thread * chunk).min(capacity)..((thread + 1) * chunk).min(capacity);
-                scope.spawn(move || scan_pages(shared, catalog, last_seq, range, thread == 0))
+                let first = (thread * share).min(written);
+                let end = if thread + 1 == VERIFY_THREADS { capacity } else { ((thread + 1) * share).min(written) };
+                scope.spawn(move || scan_pages(shared, catalog, last_seq, first..end, thread == 0))
             })
             .collect();
         handles
@@ -438,36 +393,26 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
             .map(|handle| handle.join().unwrap_or_else(|_| Err(AeroError::invariant_broken("a verify thread panicked"))))
             .collect()
     });
-    // The first range's scan becomes the result (its arenas are not
-    // copied); the others are appended to it in page order.
-    let mut scans = scans.into_iter();
-    let mut merged = match scans.next() {
-        Some(first) => first?,
-        None => PageScan { verified: empty_verified(catalog), ..PageScan::default() },
-    };
+    // Each thread sorted its own keys; they join as runs of their trees,
+    // in page order (the first problem in page order is the one reported).
+    let mut verified = Verified::default();
+    for tree in
+        catalog.all().flat_map(|schema| schema.indexes.iter().map(|field| TreeId::new(&schema.schema_id, &schema.schema_version, field)))
+    {
+        verified.arenas.entry(tree).or_default();
+    }
+    let mut overflow_pages = BTreeSet::new();
+    let mut stubs = Vec::new();
     for scan in scans {
         let scan = scan?;
-        merged.verified.documents += scan.verified.documents;
-        for (schema_id, versions) in scan.verified.collecting {
-            for (schema_version, keys) in versions {
-                let Some(target) = merged.verified.collecting.get_mut(&schema_id).and_then(|versions| versions.get_mut(&schema_version))
-                else {
-                    return Err(AeroError::invariant_broken("verify threads saw different catalogs"));
-                };
-                for (into, from) in target.arenas.iter_mut().zip(keys.arenas) {
-                    into.append(from)?;
-                }
-                for (size, count) in keys.sizes {
-                    *target.sizes.entry(size).or_default() += count;
-                }
-            }
-        }
-        merged.overflow_pages.extend(scan.overflow_pages);
-        merged.stubs.extend(scan.stubs);
+        absorb(catalog, &mut verified, scan.verified)?;
+        overflow_pages.extend(scan.overflow_pages);
+        stubs.extend(scan.stubs);
     }
-    let PageScan { mut verified, overflow_pages, stubs } = merged;
+    // Documents on overflow pages: checked here, their keys one more run.
     let mut chained: BTreeSet<PageNo> = BTreeSet::new();
     let mut scratch = KeyScratch::default();
+    let mut long_documents = empty_verified(catalog);
     for (locator, first, length) in stubs {
         let bytes = heap.read_overflow(first, length)?;
         let mut next = first;
@@ -477,18 +422,16 @@ pub fn verify(heap: &mut Heap, catalog: &Catalog, last_seq: SeqNo, report: &mut 
             }
             next = heap.segment_page(next).map(|page| PageHeader::read(page).next()).unwrap_or(PageNo::NONE);
         }
-        verify_document(heap, catalog, locator, &bytes, &mut verified, &mut scratch)?;
+        verify_document(heap, catalog, locator, &bytes, &mut long_documents, &mut scratch)?;
     }
     if let Some(orphan) = overflow_pages.difference(&chained).next() {
         return Err(data_corruption(heap, *orphan, page::KIND_OFFSET, "overflow page belongs to no document".into()));
     }
+    sort_collected(&mut long_documents);
+    absorb(catalog, &mut verified, long_documents)?;
     for number in 0..heap.page_count() {
-        if let Some(page) = heap.segment_page(PageNo(number)) {
-            let copy = *page;
-            heap.note_page(PageNo(number), &copy);
-        }
+        heap.note_segment_page(PageNo(number));
     }
-    finish_collecting(catalog, &mut verified);
     report.documents = verified.documents;
     report.verify_ms = started.elapsed().as_millis() as u64;
     Ok(verified)
@@ -551,6 +494,7 @@ fn scan_pages(heap: &Heap, catalog: &Catalog, last_seq: SeqNo, range: std::ops::
             }
         }
     }
+    sort_collected(&mut scan.verified);
     Ok(scan)
 }
 
@@ -628,51 +572,43 @@ fn verify_document(
     Ok(())
 }
 
-/// Moves the per-version collections into `arenas` and `document_sizes`.
-fn finish_collecting(catalog: &Catalog, verified: &mut Verified) {
-    let collecting = std::mem::take(&mut verified.collecting);
-    for (schema_id, versions) in collecting {
-        for (schema_version, keys) in versions {
-            let Some(schema) = catalog.get(&schema_id, &schema_version) else { continue };
-            for (field, arena) in schema.indexes.iter().zip(keys.arenas) {
-                verified.arenas.insert(TreeId::new(&schema_id, &schema_version, field), arena);
-            }
-            if !keys.sizes.is_empty() {
-                verified.document_sizes.insert((schema_id.clone(), schema_version), keys.sizes);
+/// Sorts every arena being collected (each verify thread sorts its own).
+fn sort_collected(verified: &mut Verified) {
+    for versions in verified.collecting.values_mut() {
+        for keys in versions.values_mut() {
+            for arena in &mut keys.arenas {
+                arena.sort();
             }
         }
     }
 }
 
-/// Threads used to sort index keys at boot.
-const SORT_THREADS: usize = 2;
-
-/// Sorts every arena, spreading the arenas over [`SORT_THREADS`] threads
-/// (largest first, each to the least loaded thread). Sorting is the costly
-/// part of the rebuild and arenas are independent.
-fn sort_arenas_in_parallel(arenas: &mut BTreeMap<TreeId, KeyArena>) {
-    let mut work: Vec<&mut KeyArena> = arenas.values_mut().collect();
-    work.sort_by_key(|arena| std::cmp::Reverse(arena.entries.len()));
-    let mut buckets: Vec<(usize, Vec<&mut KeyArena>)> = (0..SORT_THREADS).map(|_| (0, Vec::new())).collect();
-    for arena in work {
-        let lightest = (0..buckets.len()).min_by_key(|&index| buckets[index].0).unwrap_or(0);
-        buckets[lightest].0 += arena.entries.len();
-        buckets[lightest].1.push(arena);
-    }
-    std::thread::scope(|scope| {
-        for (_, bucket) in buckets {
-            scope.spawn(move || {
-                for arena in bucket {
-                    arena.sort();
+/// Adds what one scan collected (sorted) to `verified`: its arenas as runs
+/// of their trees, its documents and size counts.
+fn absorb(catalog: &Catalog, verified: &mut Verified, scan: Verified) -> Result<()> {
+    verified.documents += scan.documents;
+    for (schema_id, versions) in scan.collecting {
+        for (schema_version, keys) in versions {
+            let Some(schema) = catalog.get(&schema_id, &schema_version) else {
+                return Err(AeroError::invariant_broken("verify threads saw different catalogs"));
+            };
+            for (field, arena) in schema.indexes.iter().zip(keys.arenas) {
+                verified.arenas.entry(TreeId::new(&schema_id, &schema_version, field)).or_default().add(arena);
+            }
+            if !keys.sizes.is_empty() {
+                let sizes = verified.document_sizes.entry((schema_id.clone(), schema_version)).or_default();
+                for (size, count) in keys.sizes {
+                    *sizes.entry(size).or_default() += count;
                 }
-            });
+            }
         }
-    });
+    }
+    Ok(())
 }
 
 /// Two equal keys in one sorted arena: two documents of one schema version
 /// share an index key, which means a duplicate `_id`.
-fn check_sorted_arena(tree: &TreeId, arena: &KeyArena) -> Result<()> {
+fn check_sorted_arena(tree: &TreeId, arena: &KeyRuns) -> Result<()> {
     let mut previous: Option<&[u8]> = None;
     for (key_bytes, locator) in arena.iter() {
         if previous == Some(key_bytes) {
@@ -712,7 +648,7 @@ fn check_collections(by_collection: BTreeMap<String, Vec<(Vec<u8>, Locator)>>) -
 /// which this finds too.) Only the `_id` arenas are sorted.
 pub fn check_unique_ids(verified: &mut Verified, report: &mut RecoveryReport) -> Result<()> {
     let started = Instant::now();
-    let mut id_arenas: BTreeMap<TreeId, KeyArena> = BTreeMap::new();
+    let mut id_arenas: BTreeMap<TreeId, KeyRuns> = BTreeMap::new();
     let trees: Vec<TreeId> = verified.arenas.keys().filter(|tree| tree.field == "_id").cloned().collect();
     for tree in trees {
         if let Some(arena) = verified.arenas.remove(&tree) {
@@ -720,17 +656,16 @@ pub fn check_unique_ids(verified: &mut Verified, report: &mut RecoveryReport) ->
         }
     }
     verified.arenas.clear();
-    sort_arenas_in_parallel(&mut id_arenas);
     let mut by_collection: BTreeMap<String, Vec<(Vec<u8>, Locator)>> = BTreeMap::new();
     let mut versions: BTreeMap<String, usize> = BTreeMap::new();
     for (tree, arena) in &id_arenas {
-        if !arena.entries.is_empty() {
+        if !arena.is_empty() {
             *versions.entry(tree.schema_id.clone()).or_default() += 1;
         }
     }
     for (tree, arena) in &id_arenas {
         check_sorted_arena(tree, arena)?;
-        report.index_entries += arena.entries.len() as u64;
+        report.index_entries += arena.len() as u64;
         if versions.get(&tree.schema_id).is_some_and(|count| *count > 1) {
             by_collection.entry(tree.schema_id.clone()).or_default().extend(arena.iter().map(|(key, locator)| (key.to_vec(), locator)));
         }
@@ -747,13 +682,18 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
     let mut id_keys_by_collection: BTreeMap<String, Vec<(Vec<u8>, Locator)>> = BTreeMap::new();
     let mut versions_with_documents: BTreeMap<String, usize> = BTreeMap::new();
     for (tree, arena) in verified.arenas.iter() {
-        if tree.field == "_id" && !arena.entries.is_empty() {
+        if tree.field == "_id" && !arena.is_empty() {
             *versions_with_documents.entry(tree.schema_id.clone()).or_default() += 1;
         }
     }
-    sort_arenas_in_parallel(&mut verified.arenas);
+    // The largest trees first, and each tree's keys freed once it is
+    // loaded: the keys shrink while the index pages grow, which keeps the
+    // peak of the two together lower than holding every key to the end.
+    let mut trees: Vec<(TreeId, KeyRuns)> = std::mem::take(&mut verified.arenas).into_iter().collect();
+    trees.sort_by_key(|(_, runs)| std::cmp::Reverse(runs.key_bytes()));
     let mut loaded = 0usize;
-    for (tree, arena) in verified.arenas.iter_mut() {
+    for (tree, arena) in trees {
+        let tree = &tree;
         // Equal keys (a duplicate `_id`) are refused by the bulk load, with
         // the message `check_sorted_arena` gives.
         if tree.field == "_id" && versions_with_documents.get(&tree.schema_id).is_some_and(|count| *count > 1) {
@@ -763,7 +703,8 @@ pub fn rebuild(indexes: &mut Indexes, verified: &mut Verified, report: &mut Reco
                 .extend(arena.iter().map(|(key_bytes, locator)| (key_bytes.to_vec(), locator)));
         }
         indexes.bulk_load(tree, arena.iter())?;
-        report.index_entries += arena.entries.len() as u64;
+        report.index_entries += arena.len() as u64;
+        drop(arena);
         loaded += 1;
         if loaded == 1 {
             crash::reach("recovery_mid_rebuild");
@@ -787,7 +728,7 @@ mod tests {
     }
 
     fn verified(arenas: Vec<(TreeId, KeyArena)>) -> Verified {
-        Verified { arenas: arenas.into_iter().collect(), ..Verified::default() }
+        Verified { arenas: arenas.into_iter().map(|(tree, arena)| (tree, KeyRuns::from(arena))).collect(), ..Verified::default() }
     }
 
     #[test]
