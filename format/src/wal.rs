@@ -314,8 +314,8 @@ pub struct PageWrite<'a> {
 pub struct WalRecord<'a> {
     pub seq: SeqNo,
     pub op: WalOp,
-    pub schema_id: String,
-    pub schema_version: String,
+    pub schema_id: &'a str,
+    pub schema_version: &'a str,
     pub id: Value,
     pub pages: Vec<PageChange<'a>>,
     /// Encoded length of the whole record.
@@ -472,14 +472,15 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
         return Err(error("seq", 8, "sequence number 0 is never used".into()));
     }
     let mut pos = RECORD_FIXED_BYTES;
-    let mut names = Vec::with_capacity(2);
-    for field in ["schema_id", "schema_version"] {
+    let mut names = ["", ""];
+    for (slot, field) in ["schema_id", "schema_version"].into_iter().enumerate() {
         let length = usize::from(*body.get(pos).ok_or_else(|| error(field, pos, "runs past the end".into()))?);
         let raw = body.get(pos + 1..pos + 1 + length).ok_or_else(|| error(field, pos, "runs past the end".into()))?;
         if raw.is_empty() || length > IDENTIFIER_LEN_MAX || !raw.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(error(field, pos, "not an identifier of 1-64 characters [A-Za-z0-9_]".into()));
         }
-        names.push(String::from_utf8_lossy(raw).into_owned());
+        // Checked ASCII above, so this never fails.
+        names[slot] = std::str::from_utf8(raw).map_err(|_| error(field, pos, "not UTF-8".into()))?;
         pos += 1 + length;
     }
     let id_offset = pos;
@@ -535,8 +536,7 @@ fn decode_checked_body(body: &[u8], length: usize) -> Result<WalRecord<'_>, Deco
     if pos != body.len() {
         return Err(error("page images", pos, format!("{} bytes left over after the last page image", body.len() - pos)));
     }
-    let [schema_id, schema_version]: [String; 2] =
-        names.try_into().map_err(|_| error("schema", RECORD_FIXED_BYTES, "missing names".into()))?;
+    let [schema_id, schema_version] = names;
     Ok(WalRecord { seq, op, schema_id, schema_version, id, pages, length })
 }
 

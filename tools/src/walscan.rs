@@ -362,7 +362,7 @@ impl<'a> Scanner<'a> {
                     },
                 })
                 .collect();
-            (record.length, record.seq, record.op, record.schema_id, record.schema_version, record.id, pages)
+            (record.length, record.seq, record.op, record.schema_id.to_string(), record.schema_version.to_string(), record.id, pages)
         }))
     }
 

@@ -127,8 +127,8 @@ pub fn replay(
                     record.seq, record.schema_id, record.schema_version
                 ),
             )
-            .detail("schema_id", record.schema_id.clone())
-            .detail("schema_version", record.schema_version.clone())
+            .detail("schema_id", record.schema_id.to_string())
+            .detail("schema_version", record.schema_version.to_string())
             .detail("seq", record.seq.0));
         }
         for change in &record.pages {

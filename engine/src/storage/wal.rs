@@ -224,6 +224,8 @@ struct Window<'a> {
     length: u64,
     start: u64,
     bytes: Vec<u8>,
+    /// The whole file, when it can be mapped: read in place, no copies.
+    map: Option<memmap2::Mmap>,
 }
 
 const WINDOW_BYTES: usize = 2 * RECORD_MAX_BYTES;
@@ -231,6 +233,10 @@ const WINDOW_BYTES: usize = 2 * RECORD_MAX_BYTES;
 impl<'a> Window<'a> {
     /// Bytes from `offset`: at least `RECORD_MAX_BYTES` of them, or all up to the end.
     fn at(&mut self, offset: u64) -> std::io::Result<&[u8]> {
+        if let Some(map) = &self.map {
+            let end = map.len().min(self.length as usize);
+            return Ok(map.get(offset as usize..end).unwrap_or_default());
+        }
         let wanted_end = (offset + RECORD_MAX_BYTES as u64).min(self.length);
         if offset < self.start || wanted_end > self.start + self.bytes.len() as u64 {
             let end = (offset + WINDOW_BYTES as u64).min(self.length);
@@ -258,7 +264,8 @@ pub fn scan(file: &dyn WalFile, path: &Path, mut visit: impl FnMut(u64, &WalReco
     file.read_at(0, &mut header_bytes).map_err(read_error)?;
     let header =
         WalHeader::decode(&header_bytes).map_err(|error| corruption(path, error.offset as u64, 0, format!("bad WAL header: {error}")))?;
-    let mut window = Window { file, length, start: 0, bytes: Vec::new() };
+    let map = file.map_read_only().filter(|map| map.len() as u64 >= length);
+    let mut window = Window { file, length, start: 0, bytes: Vec::new(), map };
     let mut offset = WAL_HEADER_BYTES as u64;
     let mut last_seq = SeqNo(0);
     let mut records = 0u64;
